@@ -1,0 +1,98 @@
+"""The result backend that keeps the usage ledger: a job's result and its usage land together.
+
+One Lua script stores the terminal result and increments the day and hour usage
+aggregates atomically, and does nothing when a result already exists for that id: a job
+redelivered after a worker died can finish twice, but is stored and billed once.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from broker import keys
+from broker.catalog import BrokerSettings
+from broker.schemas import JobResult
+
+_FINISH_SOURCE = resources.files("broker").joinpath("lua/finish_job.lua").read_text()
+_DAY_S = 86400
+
+
+def cost_usd(nanousd: int) -> float:
+    """Nano-USD as dollars."""
+    return nanousd / 1e9
+
+
+class ResultBackend:
+    """Stores job results with their usage, exactly once per job id."""
+
+    def __init__(self, settings: BrokerSettings) -> None:
+        self._result_ttl = settings.result_ttl_s
+        self._payload_ttl = settings.payload_ttl_s
+        self._usage_ttl = settings.usage_retention_days * _DAY_S
+        self._async_script: Any = None
+
+    def _keys_and_args(self, result: JobResult, cost_nanousd: int) -> tuple[list[str], list[Any]]:
+        day, hour = keys.day_and_hour(result.finished_at)
+        tenant = result.tenant or "-"
+        deployment = result.route.deployment
+        billable = result.usage.total_tokens > 0 or deployment is not None
+        prefix = keys.usage_field_prefix(tenant, result.model, deployment or "-") if (
+            billable and result.tenant) else ""
+        usage = result.usage
+        return (
+            [keys.result(result.id), keys.job(result.id), keys.usage_day(day),
+             keys.usage_hour(hour), keys.status_counts(day), keys.done(result.id)],
+            [result.model_dump_json(), self._result_ttl, result.status.value, prefix,
+             usage.prompt_tokens, usage.completion_tokens, cost_nanousd,
+             1 if usage.estimated else 0, self._usage_ttl, self._payload_ttl, tenant,
+             repr(result.finished_at)],
+        )
+
+    def _script(self, client: aioredis.Redis) -> Any:
+        if self._async_script is None:
+            self._async_script = client.register_script(_FINISH_SOURCE)
+        return self._async_script
+
+    async def finish(self, client: aioredis.Redis, result: JobResult, cost_nanousd: int) -> bool:
+        """Store one result and its usage; False if the job had already finished."""
+        script_keys, args = self._keys_and_args(result, cost_nanousd)
+        stored = await self._script(client)(keys=script_keys, args=args)
+        return bool(stored)
+
+    async def finish_many(
+        self, client: aioredis.Redis, results: list[tuple[JobResult, int]]
+    ) -> list[bool]:
+        """Store several results in one round trip; one flag per result."""
+        if not results:
+            return []
+        script = self._script(client)
+        async with client.pipeline(transaction=False) as pipe:
+            for result, cost in results:
+                script_keys, args = self._keys_and_args(result, cost)
+                await script(keys=script_keys, args=args, client=pipe)
+            replies = await pipe.execute()
+        return [bool(reply) for reply in replies]
+
+
+def read_result(client: redis.Redis, job_id: str) -> JobResult | None:
+    """The stored result of a job, or None while it runs (or after its TTL)."""
+    raw = client.get(keys.result(job_id))
+    return JobResult.model_validate_json(raw) if raw else None
+
+
+def read_results(client: redis.Redis, job_ids: list[str]) -> list[JobResult | None]:
+    """Results of many jobs in one round trip, in the order asked."""
+    if not job_ids:
+        return []
+    raws = client.mget([keys.result(job_id) for job_id in job_ids])
+    return [JobResult.model_validate_json(raw) if raw else None for raw in raws]
+
+
+def now() -> float:
+    """Wall-clock seconds; one place so timings agree across processes."""
+    return time.time()

@@ -1,0 +1,1 @@
+"""The `aibroker` command line."""

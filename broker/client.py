@@ -1,0 +1,202 @@
+"""The producer client: submit jobs, then wait on, poll or cancel their handles."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from pydantic import ValidationError as PydanticValidationError
+
+from broker import jobstore as js
+from broker import keys
+from broker.celery_app import create_app
+from broker.backend import read_result, read_results
+from broker.catalog import Catalog, load_catalog
+from broker.errors import JobNotFound, ValidationError
+from broker.queues import LANE_PRIORITY, POLICY_QUEUE, POLICY_TASK
+from broker.schemas import JobRequest, JobResult, JobStatus, Lane
+
+ProgressCallback = Callable[[int], None]
+
+
+def _validate(request: JobRequest | dict[str, Any], position: int | None = None) -> JobRequest:
+    if isinstance(request, JobRequest):
+        return request
+    try:
+        return JobRequest.model_validate(request)
+    except PydanticValidationError as exc:
+        where = f"job {position}: " if position is not None else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'job'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ValidationError(f"{where}{problems}") from None
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+@dataclass(frozen=True, slots=True)
+class JobHandle:
+    """A submitted job: wait for it (`result()` or `await`), poll it, or cancel it."""
+
+    id: str
+    client: Client
+
+    def status(self) -> JobStatus:
+        """Where the job is now."""
+        return self.client.status(self.id)
+
+    def result(self, timeout: float | None = None) -> JobResult:
+        """Block until the job ends; TimeoutError after `timeout` seconds."""
+        return self.client.wait(self.id, timeout)
+
+    def cancel(self) -> bool:
+        """Ask the job to stop before it calls upstream; False if it already ended."""
+        return self.client.cancel(self.id)
+
+    async def wait(self, timeout: float | None = None) -> JobResult:
+        """Wait without blocking the event loop."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            found = await asyncio.to_thread(self.client.peek, self.id)
+            if found is not None:
+                return found
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {self.id} did not finish within {timeout} s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    def __await__(self) -> Any:
+        return self.wait().__await__()
+
+
+class Client:
+    """Submits jobs to the broker and reads their results; built from the catalog."""
+
+    def __init__(self, catalog: Catalog | None = None) -> None:
+        self.catalog = catalog or load_catalog()
+        self.settings = self.catalog.broker
+        self.redis = redis.Redis.from_url(self.settings.redis_url, decode_responses=True,
+                                          socket_keepalive=True, health_check_interval=30)
+        self._app = create_app(self.catalog, with_tasks=False)
+
+    def close(self) -> None:
+        """Release connections."""
+        self.redis.close()
+        self._app.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def submit(self, request: JobRequest | dict[str, Any] | None = None,
+               **fields: Any) -> JobHandle:
+        """Validate and enqueue one job."""
+        return self.submit_many([request if request is not None else fields])[0]
+
+    def submit_many(self, requests: Iterable[JobRequest | dict[str, Any]], *,
+                    priority: Lane | None = None,
+                    progress: ProgressCallback | None = None) -> list[JobHandle]:
+        """Validate every job first, then enqueue them in batches; returns one handle each."""
+        validated = [_validate(request, i) for i, request in enumerate(requests)]
+        if priority is not None:
+            validated = [r.model_copy(update={"priority": priority}) for r in validated]
+        now = time.time()
+        ids = [js.new_job_id() for _ in validated]
+        key_hashes: dict[str, str] = {}
+        for chunk in _chunks(list(zip(ids, validated, strict=True)), self.settings.batch_size):
+            with self.redis.pipeline(transaction=False) as pipe:
+                for job_id, request in chunk:
+                    raw_key = request.api_key.get_secret_value()
+                    digest = key_hashes.get(raw_key)
+                    if digest is None:
+                        digest = key_hashes[raw_key] = hashlib.sha256(raw_key.encode()).hexdigest()
+                    key = js.job_key(job_id)
+                    pipe.hset(key, mapping=js.encode_new(request, digest, now))
+                    pipe.expire(key, self.settings.payload_ttl_s)
+                pipe.execute()
+            self._send_policy(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        return [JobHandle(job_id, self) for job_id in ids]
+
+    def _send_policy(self, chunk: list[tuple[str, JobRequest]]) -> None:
+        by_lane: dict[str, list[str]] = {}
+        for job_id, request in chunk:
+            by_lane.setdefault(request.priority, []).append(job_id)
+        for lane, lane_ids in by_lane.items():
+            self._app.send_task(POLICY_TASK, args=[lane_ids], queue=POLICY_QUEUE,
+                                priority=LANE_PRIORITY[lane])
+
+    def peek(self, job_id: str) -> JobResult | None:
+        """The result if the job has ended, else None (never blocks)."""
+        return read_result(self.redis, job_id)
+
+    def status(self, job_id: str) -> JobStatus:
+        """Current status of a job; JobNotFound for an unknown id."""
+        result = self.peek(job_id)
+        if result is not None:
+            return result.status
+        state, runs = self.redis.hmget(js.job_key(job_id), [js.F_STATE, js.F_RUNS])
+        if state is None:
+            raise JobNotFound(f"no job {job_id}")
+        status = JobStatus(state)
+        return JobStatus.RUNNING if (runs and not status.terminal) else status
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobResult:
+        """Block until the job ends; TimeoutError after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done_key = keys.done(job_id)
+        while True:
+            found = self.peek(job_id)
+            if found is not None:
+                return found
+            remaining = 1.0 if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
+            # BLMOVE onto the same list rotates it: every waiter wakes, none consumes.
+            self.redis.blmove(done_key, done_key, min(max(remaining, 0.01), 1.0),
+                              "LEFT", "RIGHT")
+
+    def wait_all(self, handles: list[JobHandle], timeout: float | None = None,
+                 progress: ProgressCallback | None = None) -> list[JobResult]:
+        """Wait for many jobs, polling their results in pipelined batches."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pending = {h.id: i for i, h in enumerate(handles)}
+        results: list[JobResult | None] = [None] * len(handles)
+        delay = 0.01
+        while pending:
+            ids = list(pending)
+            for chunk in _chunks(ids, 1000):
+                for job_id, found in zip(chunk, read_results(self.redis, chunk), strict=True):
+                    if found is not None:
+                        results[pending.pop(job_id)] = found
+                        if progress is not None:
+                            progress(1)
+            if not pending:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"{len(pending)} jobs did not finish within {timeout} s")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+        return [r for r in results if r is not None]
+
+    def cancel(self, job_id: str) -> bool:
+        """Flag a job as cancelled; queued jobs end `cancelled` without calling upstream."""
+        if self.peek(job_id) is not None:
+            return False
+        if not self.redis.exists(js.job_key(job_id)):
+            raise JobNotFound(f"no job {job_id}")
+        self.redis.hset(js.job_key(job_id), js.F_CANCEL, "1")
+        return True

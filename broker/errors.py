@@ -1,0 +1,133 @@
+"""The broker's exception tree; every error that ends a job lands in its result.
+
+    BrokerError                       code            retryable
+    ├── ConfigError                   config_invalid
+    ├── ValidationError               invalid_request
+    ├── JobNotFound                   not_found
+    ├── PolicyRejection               (see subclasses)
+    │   ├── AuthenticationFailed      unauthenticated
+    │   ├── ModelNotAllowed           model_not_allowed
+    │   ├── UnknownModel              unknown_model
+    │   └── InputTooLarge             input_too_large
+    ├── UpstreamError                 upstream_error
+    │   ├── UpstreamRateLimited       upstream_rate_limited     yes
+    │   ├── UpstreamUnavailable       upstream_unavailable      yes   (5xx)
+    │   ├── UpstreamTimeout           upstream_timeout          yes
+    │   ├── UpstreamConnectionError   upstream_connection       yes
+    │   ├── UpstreamBadResponse       upstream_bad_response     yes   (unparseable body)
+    │   └── UpstreamRejected          upstream_rejected         no    (4xx other than 429)
+    ├── JobExpired                    deadline_exceeded
+    ├── JobCancelled                  cancelled
+    └── InternalError                 internal_error
+
+`code` is a stable string: clients match on it, so it never changes once released.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class BrokerError(Exception):
+    """Root of every error the broker raises or records in a job result."""
+
+    code: ClassVar[str] = "broker_error"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+    def to_dict(self) -> dict[str, object]:
+        """The error as it appears in a job result."""
+        return {"code": self.code, "message": self.message, "retryable": self.retryable}
+
+
+class ConfigError(BrokerError):
+    code = "config_invalid"
+
+
+class ValidationError(BrokerError):
+    code = "invalid_request"
+
+
+class JobNotFound(BrokerError):
+    code = "not_found"
+
+
+class PolicyRejection(BrokerError):
+    code = "policy_rejected"
+
+
+class AuthenticationFailed(PolicyRejection):
+    code = "unauthenticated"
+
+
+class ModelNotAllowed(PolicyRejection):
+    code = "model_not_allowed"
+
+
+class UnknownModel(PolicyRejection):
+    code = "unknown_model"
+
+
+class InputTooLarge(PolicyRejection):
+    code = "input_too_large"
+
+
+class UpstreamError(BrokerError):
+    code = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message, detail=detail)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class UpstreamRateLimited(UpstreamError):
+    code = "upstream_rate_limited"
+    retryable = True
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = "upstream_unavailable"
+    retryable = True
+
+
+class UpstreamTimeout(UpstreamError):
+    code = "upstream_timeout"
+    retryable = True
+
+
+class UpstreamConnectionError(UpstreamError):
+    code = "upstream_connection"
+    retryable = True
+
+
+class UpstreamBadResponse(UpstreamError):
+    code = "upstream_bad_response"
+    retryable = True
+
+
+class UpstreamRejected(UpstreamError):
+    code = "upstream_rejected"
+
+
+class JobExpired(BrokerError):
+    code = "deadline_exceeded"
+
+
+class JobCancelled(BrokerError):
+    code = "cancelled"
+
+
+class InternalError(BrokerError):
+    code = "internal_error"

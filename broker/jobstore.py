@@ -1,0 +1,126 @@
+"""Job payloads in Redis: messages carry only ids, the prompt lives here under a TTL."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from broker import keys
+from broker.schemas import JobBody, JobRequest, JobStatus, Lane
+
+# Fields of the job hash; short names keep the hash small (one per queued job).
+F_BODY = "body"
+F_KEY = "key"
+F_SUBMITTED = "sub"
+F_STATE = "state"
+F_LANE = "lane"
+F_DEADLINE = "dl"
+F_META = "meta"
+F_TENANT = "tenant"
+F_INPUT_TOKENS = "itok"
+F_ADMITTED = "adm"
+F_POLICY_MS = "polms"
+F_DEPLOYMENT = "dep"
+F_RUNS = "runs"
+F_CANCEL = "cancel"
+LOAD_FIELDS = (F_BODY, F_KEY, F_SUBMITTED, F_STATE, F_LANE, F_DEADLINE, F_META, F_TENANT,
+               F_INPUT_TOKENS, F_ADMITTED, F_POLICY_MS, F_DEPLOYMENT, F_CANCEL)
+
+
+def new_job_id() -> str:
+    """A fresh job id (random, URL-safe)."""
+    return uuid.uuid4().hex
+
+
+def encode_new(request: JobRequest, key_sha256: str, now: float) -> dict[str, str]:
+    """Hash fields of a newly submitted job; the raw API key is never stored."""
+    fields = {
+        F_BODY: request.body().model_dump_json(exclude_none=True),
+        F_KEY: key_sha256,
+        F_SUBMITTED: repr(now),
+        F_STATE: JobStatus.QUEUED.value,
+        F_LANE: request.priority,
+    }
+    if request.deadline is not None:
+        fields[F_DEADLINE] = repr(request.deadline.timestamp())
+    if request.metadata:
+        fields[F_META] = json.dumps(request.metadata, separators=(",", ":"))
+    return fields
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """A job as a stage reads it back from Redis."""
+
+    id: str
+    body_json: str
+    key_sha256: str
+    submitted_at: float
+    state: JobStatus
+    lane: Lane
+    deadline: float | None
+    metadata_json: str | None
+    tenant: str | None
+    input_tokens: int | None
+    admitted_at: float | None
+    policy_ms: float | None
+    deployment: str | None
+    cancel_requested: bool
+    _body: JobBody | None = None
+
+    @property
+    def body(self) -> JobBody:
+        """The OpenAI body, parsed once on first use."""
+        if self._body is None:
+            self._body = JobBody.model_validate_json(self.body_json)
+        return self._body
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """Caller metadata (empty when none)."""
+        if not self.metadata_json:
+            return {}
+        value: Any = json.loads(self.metadata_json)
+        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+    def expired(self, now: float | None = None) -> bool:
+        """True when the job's deadline has passed."""
+        return self.deadline is not None and (now or time.time()) >= self.deadline
+
+
+def _float(value: str | None) -> float | None:
+    return float(value) if value else None
+
+
+def decode(job_id: str, values: list[str | None]) -> JobRecord | None:
+    """A JobRecord from HMGET values in LOAD_FIELDS order; None if the payload is gone."""
+    fields = dict(zip(LOAD_FIELDS, values, strict=True))
+    body = fields[F_BODY]
+    if body is None:
+        return None
+    itok = fields[F_INPUT_TOKENS]
+    lane = fields[F_LANE] or "interactive"
+    return JobRecord(
+        id=job_id,
+        body_json=body,
+        key_sha256=fields[F_KEY] or "",
+        submitted_at=float(fields[F_SUBMITTED] or 0.0),
+        state=JobStatus(fields[F_STATE] or JobStatus.QUEUED.value),
+        lane="batch" if lane == "batch" else "interactive",
+        deadline=_float(fields[F_DEADLINE]),
+        metadata_json=fields[F_META],
+        tenant=fields[F_TENANT],
+        input_tokens=int(itok) if itok else None,
+        admitted_at=_float(fields[F_ADMITTED]),
+        policy_ms=_float(fields[F_POLICY_MS]),
+        deployment=fields[F_DEPLOYMENT],
+        cancel_requested=fields[F_CANCEL] == "1",
+    )
+
+
+def job_key(job_id: str) -> str:
+    """Redis key of a job hash."""
+    return keys.job(job_id)

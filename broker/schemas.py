@@ -1,0 +1,169 @@
+"""What producers send (JobRequest) and what they get back (JobResult)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+
+class JobStatus(StrEnum):
+    """Where a job is; the last five are terminal."""
+
+    QUEUED = "queued"
+    ADMITTED = "admitted"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """True once the job can no longer change."""
+        return self in TERMINAL
+
+
+TERMINAL = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.REJECTED, JobStatus.EXPIRED,
+     JobStatus.CANCELLED}
+)
+Lane = Literal["interactive", "batch"]
+
+
+class ChatMessage(BaseModel):
+    """One OpenAI chat message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+class JobBody(BaseModel):
+    """The OpenAI-format body of a job: chat `messages` or embeddings `input`, plus params."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=128)
+    messages: list[ChatMessage] | None = None
+    input: str | list[str] | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> JobBody:
+        if (self.messages is None) == (self.input is None):
+            raise ValueError("give exactly one of `messages` (chat) or `input` (embeddings)")
+        if self.messages is not None and not self.messages:
+            raise ValueError("`messages` must not be empty")
+        if isinstance(self.input, list) and not self.input:
+            raise ValueError("`input` must not be empty")
+        return self
+
+    @property
+    def kind(self) -> Literal["chat", "embeddings"]:
+        """Which endpoint the job calls."""
+        return "chat" if self.messages is not None else "embeddings"
+
+    @property
+    def output_cap(self) -> int | None:
+        """The most completion tokens the caller allows."""
+        return self.max_completion_tokens or self.max_tokens
+
+
+class JobRequest(JobBody):
+    """A job as a producer submits it: the body plus who asks and how it should run."""
+
+    api_key: SecretStr = Field(exclude=True)
+    priority: Lane = "interactive"
+    metadata: dict[str, str] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(None, max_length=256)
+    deadline: datetime | None = None
+
+    def body(self) -> JobBody:
+        """The OpenAI body alone (no key, no routing facts)."""
+        return JobBody.model_validate(
+            self.model_dump(include=set(JobBody.model_fields), exclude_none=True)
+        )
+
+
+class Usage(BaseModel):
+    """Tokens of one job, as the upstream reported them (or counted, when `estimated`)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    estimated: bool = False
+
+
+class Attempt(BaseModel):
+    """One upstream call made for a job."""
+
+    deployment: str
+    status: Literal["ok", "error"]
+    error_code: str | None = None
+    duration_ms: float = 0.0
+
+
+class Route(BaseModel):
+    """Where the job ran and what it took to get there."""
+
+    deployment: str | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+
+
+class Timings(BaseModel):
+    """Milliseconds spent in each part of the journey."""
+
+    queued: float = 0.0
+    policy: float = 0.0
+    upstream: float = 0.0
+    total: float = 0.0
+
+
+class ErrorInfo(BaseModel):
+    """Why a job did not succeed; `code` is stable and machine-readable."""
+
+    code: str
+    message: str
+    retryable: bool = False
+
+
+class JobResult(BaseModel):
+    """The terminal record of a job, stored exactly once under its id."""
+
+    id: str
+    status: JobStatus
+    tenant: str | None = None
+    model: str
+    kind: Literal["chat", "embeddings"]
+    response: dict[str, Any] | None = None
+    usage: Usage = Usage()
+    cost_usd: float = 0.0
+    route: Route = Route()
+    timings: Timings = Timings()
+    error: ErrorInfo | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    created_at: float
+    finished_at: float
+
+    @property
+    def ok(self) -> bool:
+        """True when the job succeeded."""
+        return self.status is JobStatus.SUCCEEDED

@@ -1,0 +1,377 @@
+"""The simulated provider: an aiohttp app speaking the OpenAI API, plus /_sim control routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import math
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+from aiohttp import web
+
+from broker.simulator import openai_format
+from broker.simulator.behaviour import Behaviour, Outcome, parse_outcome
+from broker.simulator.openai_format import Call, Endpoint, ErrorKind, InvalidRequestError
+from broker.simulator.settings import SimSettings
+from broker.simulator.stats import LogEntry, RateWindow, Stats
+from broker.tokens import get_encoding
+
+Handler = Callable[[web.Request], Coroutine[Any, Any, web.StreamResponse]]
+_COMPACT = (",", ":")
+_FAILURES: dict[Outcome, ErrorKind] = {
+    Outcome.RATE_LIMIT: "rate_limit",
+    Outcome.SERVER_ERROR: "server_error",
+    Outcome.UNAVAILABLE: "unavailable",
+    Outcome.TIMEOUT: "timeout",
+}
+_FIXED_KNOBS = ("host", "port")  # the listening socket cannot move while it serves
+_WARM_ENCODINGS = ("o200k_base", "cl100k_base")
+CLIENT_CLOSED = 499  # nginx's code for "the client hung up before the reply"
+
+
+def _dumps(payload: Any) -> bytes:
+    return json.dumps(payload, separators=_COMPACT).encode("utf-8")
+
+
+def _control_error(status: int, message: str) -> web.Response:
+    body = openai_format.error_body(message, "invalid_request_error")
+    return web.Response(body=_dumps(body), status=status, content_type="application/json")
+
+
+def _loggable_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")
+
+
+class Simulator:
+    """State shared by every request: settings, dice, counters."""
+
+    def __init__(self, settings: SimSettings) -> None:
+        self.settings = settings
+        self.behaviour = Behaviour(settings)
+        self.stats = Stats(settings.request_log_size)
+        self.window = RateWindow()
+        self.closing = asyncio.Event()  # set on stop, so held `timeout` requests let go
+        self.started = time.monotonic()
+
+    def build_app(self) -> web.Application:
+        """The aiohttp application with every route mounted."""
+        app = web.Application(client_max_size=32 * 1024 * 1024)
+        for endpoint in openai_format.ENDPOINTS:
+            app.router.add_post(endpoint.path, self._inference_handler(endpoint))
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/_sim/health", self.health)
+        app.router.add_get("/_sim/stats", self.get_stats)
+        app.router.add_get("/_sim/requests", self.get_requests)
+        app.router.add_post("/_sim/reset", self.reset)
+        app.router.add_get("/_sim/config", self.get_config)
+        app.router.add_patch("/_sim/config", self.patch_config)
+        app.router.add_post("/_sim/script", self.post_script)
+        # Last, so it only catches what nothing else matched; OpenAI answers those with 404 JSON.
+        app.router.add_route("*", "/{tail:.*}", self.not_found)
+        return app
+
+    def _inference_handler(self, endpoint: Endpoint) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self.inference(request, endpoint)
+
+        return handle
+
+    def _auth_problem(self, request: web.Request) -> str | None:
+        if not self.settings.require_api_key:
+            return None
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        presented = presented.strip()
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            presented.encode(), self.settings.api_key.encode()
+        ):
+            return None
+        return openai_format.api_key_message(presented or None)
+
+    async def inference(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
+        """One chat/embeddings request: gate, auth, validate, outcome, latency, reply."""
+        started = time.perf_counter()
+        entry = LogEntry(time.time(), request.path, f"req_{uuid.uuid4().hex}")
+        self.window.add(1, 0)
+        raw = await request.read()
+        if not self.behaviour.gate.try_enter():
+            # A capacity limit sheds load at the door: no latency, no work.
+            entry.body, entry.outcome = _loggable_body(raw), "capacity"
+            status, body = endpoint.error("capacity", None)
+            return await self._send(request, entry, status, _dumps(body), started)
+        self.stats.enter()
+        try:
+            return await self._admitted(request, endpoint, entry, raw, started)
+        except asyncio.CancelledError:
+            entry.status, entry.outcome = CLIENT_CLOSED, entry.outcome or "cancelled"
+            entry.latency_ms = (time.perf_counter() - started) * 1000
+            self.stats.record(entry, served=False)
+            raise
+        finally:
+            self.behaviour.gate.leave()
+            self.stats.leave()
+
+    async def _admitted(
+        self, request: web.Request, endpoint: Endpoint, entry: LogEntry, raw: bytes, started: float
+    ) -> web.StreamResponse:
+        call: Call | None = None
+        auth_problem = self._auth_problem(request)
+        if auth_problem is not None:
+            entry.body, entry.outcome = _loggable_body(raw), "unauthorized"
+            status, body = endpoint.error("invalid_api_key", auth_problem)
+        else:
+            try:
+                call = endpoint.parse(raw)
+            except InvalidRequestError as exc:
+                entry.body, entry.outcome = _loggable_body(raw), "invalid"
+                status, body = endpoint.invalid(exc)
+        if call is None:
+            await self._sleep(self.behaviour.latency_s())
+            return await self._send(request, entry, status, _dumps(body), started)
+
+        entry.model, entry.prompt_tokens = call.model, call.prompt_tokens
+        entry.text, entry.body = call.text, call.body
+        outcome = self.behaviour.next_outcome()
+        entry.outcome = outcome.value
+        if outcome is Outcome.TIMEOUT:
+            # Held past any client timeout; released early only when the server stops.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.closing.wait(), self.behaviour.timeout_hold_s)
+        else:
+            await self._sleep(self.behaviour.latency_s())
+        if outcome in _FAILURES:
+            status, body = endpoint.error(_FAILURES[outcome], None)
+            return await self._send(request, entry, status, _dumps(body), started)
+        body, completion_tokens = endpoint.respond(call, self.settings.completion_tokens)
+        if outcome is Outcome.MALFORMED:
+            return await self._send(request, entry, 200, openai_format.truncated(body), started)
+        entry.completion_tokens = completion_tokens
+        return await self._send(request, entry, 200, _dumps(body), started, served=True)
+
+    @staticmethod
+    async def _sleep(seconds: float) -> None:
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+
+    async def _send(
+        self,
+        request: web.Request,
+        entry: LogEntry,
+        status: int,
+        payload: bytes,
+        started: float,
+        *,
+        served: bool = False,
+    ) -> web.StreamResponse:
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        settings = self.settings
+        headers = {
+            "x-request-id": entry.request_id,
+            "openai-processing-ms": str(int(elapsed_ms)),
+            "openai-version": "2020-10-01",
+        }
+        if served:
+            self.window.add(0, entry.prompt_tokens + entry.completion_tokens)
+        if settings.rpm_limit or settings.tpm_limit:
+            headers.update(self.window.headers(settings.rpm_limit, settings.tpm_limit))
+        if status == 429:
+            headers["retry-after"] = str(math.ceil(settings.retry_after_s))
+            headers["retry-after-ms"] = str(int(settings.retry_after_s * 1000))
+        response = web.Response(
+            body=payload, status=status, headers=headers, content_type="application/json"
+        )
+        entry.status, entry.latency_ms = status, elapsed_ms
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionError:
+            # The client left before the reply went out: nothing was served.
+            entry.status, served = CLIENT_CLOSED, False
+        self.stats.record(entry, served=served)
+        return response
+
+    async def models(self, request: web.Request) -> web.Response:
+        """GET /v1/models: a fixed catalogue plus every model seen so far."""
+        auth_problem = self._auth_problem(request)
+        if auth_problem is not None:
+            status, body = openai_format.error("invalid_api_key", auth_problem)
+            return web.Response(body=_dumps(body), status=status, content_type="application/json")
+        names = list(dict.fromkeys([*openai_format.MODELS, *self.stats.by_model]))
+        return web.json_response(openai_format.models_list(names))
+
+    async def not_found(self, request: web.Request) -> web.Response:
+        """Any unknown route."""
+        return _control_error(404, f"Invalid URL ({request.method} {request.path})")
+
+    async def health(self, _request: web.Request) -> web.Response:
+        """GET /_sim/health."""
+        uptime = round(time.monotonic() - self.started, 3)
+        return web.json_response(
+            {"status": "ok", "uptime_s": uptime, "in_flight": self.stats.in_flight}
+        )
+
+    async def get_stats(self, _request: web.Request) -> web.Response:
+        """GET /_sim/stats."""
+        snapshot = self.stats.snapshot()
+        snapshot["script_remaining"] = len(self.behaviour.script)
+        return web.json_response(snapshot)
+
+    async def get_requests(self, request: web.Request) -> web.Response:
+        """GET /_sim/requests?limit=N: the newest N logged requests, oldest first."""
+        raw_limit = request.query.get("limit")
+        limit: int | None = None
+        if raw_limit is not None:
+            if not raw_limit.isdigit():
+                return _control_error(400, "limit must be a non-negative integer")
+            limit = int(raw_limit)
+        entries = self.stats.recent(limit)
+        return web.json_response({"count": len(entries), "requests": entries})
+
+    async def reset(self, _request: web.Request) -> web.Response:
+        """POST /_sim/reset: zero counters and log, drop the script, replay the dice."""
+        self.stats.reset()
+        self.window.reset()
+        self.behaviour.load_script(())
+        self.behaviour.reseed()
+        return web.json_response({"status": "reset"})
+
+    async def get_config(self, _request: web.Request) -> web.Response:
+        """GET /_sim/config."""
+        return web.json_response({"config": self.settings.model_dump()})
+
+    async def patch_config(self, request: web.Request) -> web.Response:
+        """PATCH /_sim/config: change knobs at run time, validated by SimSettings."""
+        try:
+            patch = json.loads(await request.read())
+        except ValueError:
+            return _control_error(400, "the body must be a JSON object")
+        if not isinstance(patch, dict):
+            return _control_error(400, "the body must be a JSON object")
+        current = self.settings.model_dump()
+        moved = [knob for knob in _FIXED_KNOBS if knob in patch and patch[knob] != current[knob]]
+        if moved:
+            return _control_error(400, f"cannot change {', '.join(moved)} while running")
+        try:
+            settings = SimSettings.model_validate({**current, **patch})
+        except pydantic.ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}"
+                for err in exc.errors(include_url=False)
+            )
+            return _control_error(400, f"invalid config: {problems}")
+        self.apply(settings)
+        return web.json_response({"config": settings.model_dump()})
+
+    def apply(self, settings: SimSettings) -> None:
+        """Switch to new settings without dropping requests in flight."""
+        self.behaviour.configure(settings)
+        self.stats.resize_log(settings.request_log_size)
+        self.settings = settings
+
+    async def post_script(self, request: web.Request) -> web.Response:
+        """POST /_sim/script: `[..]` or `{"outcomes": [..], "append": bool}`."""
+        try:
+            payload = json.loads(await request.read())
+        except ValueError:
+            return _control_error(400, "the body must be JSON")
+        append = False
+        if isinstance(payload, dict):
+            append = bool(payload.get("append", False))
+            payload = payload.get("outcomes")
+        if not isinstance(payload, list):
+            return _control_error(400, "expected a list of outcomes")
+        try:
+            outcomes = [parse_outcome(item) for item in payload]
+        except ValueError as exc:
+            return _control_error(400, str(exc))
+        remaining = self.behaviour.load_script(outcomes, append=append)
+        script = [outcome.value for outcome in self.behaviour.script]
+        return web.json_response({"script_remaining": remaining, "script": script})
+
+
+@dataclass
+class RunningSimulator:
+    """A simulator serving in the current event loop."""
+
+    host: str
+    port: int
+    simulator: Simulator
+    runner: web.AppRunner
+
+    @property
+    def url(self) -> str:
+        """Base URL such as `http://127.0.0.1:8123` (append `/v1` for OpenAI clients)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Release held requests and close the listening socket and connections."""
+        self.simulator.closing.set()
+        await self.runner.cleanup()
+
+    async def __aenter__(self) -> RunningSimulator:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+
+async def start(settings: SimSettings) -> RunningSimulator:
+    """Start serving in the running event loop; port 0 picks a free port."""
+    # Load the common encodings up front so the first request is not 0.5 s slower than the rest.
+    await asyncio.gather(*(asyncio.to_thread(get_encoding, name) for name in _WARM_ENCODINGS))
+    simulator = Simulator(settings)
+    runner = web.AppRunner(
+        simulator.build_app(),
+        access_log=None,  # per-request logging would dominate the CPU the benchmarks measure
+        handler_cancellation=True,  # a client that gives up frees its concurrency slot
+        shutdown_timeout=2.0,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    port = int(runner.addresses[0][1])
+    return RunningSimulator(settings.host, port, simulator, runner)
+
+
+async def _serve_until_signalled(settings: SimSettings) -> None:
+    running = await start(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
+            loop.add_signal_handler(signum, stop.set)
+    print(f"aibroker upstream listening on {running.url}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await running.stop()
+
+
+def run(settings: SimSettings) -> None:
+    """Serve until SIGINT/SIGTERM, on uvloop when it is installed."""
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if sys.platform != "win32":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(_serve_until_signalled(settings))

@@ -1,0 +1,1 @@
+"""Governance rules as pure decisions over data: guards, limits and routing strategies."""

@@ -1,0 +1,106 @@
+"""The guard Protocol, the context a guard sees, its verdict, and the registry."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from broker.catalog import Catalog, ModelSpec, Tenant
+from broker.errors import PolicyRejection
+from broker.schemas import JobBody
+from broker.tokens import count_chat, count_inputs, encoding_name_for_model
+
+
+@dataclass(slots=True)
+class PolicyContext:
+    """Everything a guard may look at for one job; guards fill in what they learn."""
+
+    job_id: str
+    body: JobBody
+    key_sha256: str
+    catalog: Catalog
+    tenant_name: str | None = None
+    tenant: Tenant | None = None
+    model: ModelSpec | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+    _input_tokens: int | None = None
+
+    @property
+    def input_tokens(self) -> int:
+        """Prompt tokens, counted once with the encoding of the model's first deployment."""
+        if self._input_tokens is None:
+            self._input_tokens = count_job_tokens(self.body, self.model)
+        return self._input_tokens
+
+
+def count_job_tokens(body: JobBody, model: ModelSpec | None) -> int:
+    """Input tokens of a job body for a model (o200k_base when the model is unknown)."""
+    deployment = model.deployments[0] if model else None
+    encoding = (deployment.encoding or encoding_name_for_model(deployment.model)) if (
+        deployment) else encoding_name_for_model(body.model)
+    if body.messages is not None:
+        return count_chat([m.model_dump(exclude_none=True) for m in body.messages], encoding)
+    return count_inputs(body.input or "", encoding)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A guard's answer: allowed, or refused with the rejection to record."""
+
+    allowed: bool
+    rejection: PolicyRejection | None = None
+
+    @classmethod
+    def allow(cls) -> Verdict:
+        """The job may go on."""
+        return _ALLOW
+
+    @classmethod
+    def refuse(cls, rejection: PolicyRejection) -> Verdict:
+        """The job ends as rejected with this reason."""
+        return cls(False, rejection)
+
+
+_ALLOW = Verdict(True)
+
+
+class Guard(Protocol):
+    """One admission rule."""
+
+    name: str
+
+    def check(self, ctx: PolicyContext) -> Verdict:
+        """Decide on one job."""
+        ...
+
+
+_REGISTRY: dict[str, Callable[[], Guard]] = {}
+DEFAULT_GUARDS = ("tenant_auth", "known_model", "model_allowlist", "input_size")
+_BUILTIN_MODULES = (
+    "policies.guards.tenant_auth",
+    "policies.guards.known_model",
+    "policies.guards.model_allowlist",
+    "policies.guards.input_size",
+)
+
+
+def register_guard(name: str) -> Callable[[Callable[[], Guard]], Callable[[], Guard]]:
+    """Class decorator adding a guard factory to the registry under `name`."""
+
+    def decorate(factory: Callable[[], Guard]) -> Callable[[], Guard]:
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorate
+
+
+def build_guards(names: tuple[str, ...] = DEFAULT_GUARDS) -> list[Guard]:
+    """Instantiate guards in the given order."""
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
+    unknown = [name for name in names if name not in _REGISTRY]
+    if unknown:
+        raise KeyError(f"unknown guards {unknown}; known: {sorted(_REGISTRY)}")
+    return [_REGISTRY[name]() for name in names]

@@ -1,0 +1,1 @@
+"""The stages that run inside Celery workers: policy, routing and model execution."""

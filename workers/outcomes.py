@@ -1,0 +1,70 @@
+"""Building terminal JobResults from what a stage learned about a job."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from broker.catalog import Catalog
+from broker.errors import BrokerError
+from broker.jobstore import JobRecord
+from broker.schemas import ErrorInfo, JobStatus, JobResult, Route, Timings, Usage
+from broker.tokens import count_text, encoding_name_for_model
+
+
+def _kind(record: JobRecord) -> Any:
+    return "chat" if '"messages"' in record.body_json else "embeddings"
+
+
+def _model(record: JobRecord) -> str:
+    try:
+        return record.body.model
+    except ValueError:
+        return "-"
+
+
+def ended_early(record: JobRecord, status: JobStatus, error: BrokerError,
+                policy_ms: float = 0.0) -> JobResult:
+    """A job that ends without calling upstream (rejected, expired, cancelled, failed)."""
+    now = time.time()
+    return JobResult(
+        id=record.id, status=status, tenant=record.tenant, model=_model(record),
+        kind=_kind(record), error=ErrorInfo(**error.to_dict()),  # type: ignore[arg-type]
+        metadata=record.metadata, created_at=record.submitted_at, finished_at=now,
+        timings=Timings(policy=policy_ms, total=(now - record.submitted_at) * 1000),
+        route=Route(deployment=record.deployment),
+    )
+
+
+def missing_payload(job_id: str) -> JobResult:
+    """A job whose payload expired before a worker reached it."""
+    now = time.time()
+    return JobResult(
+        id=job_id, status=JobStatus.EXPIRED, model="-", kind="chat",
+        error=ErrorInfo(code="payload_expired",
+                        message="the job's payload expired before it could run"),
+        created_at=now, finished_at=now,
+    )
+
+
+def estimate_usage(record: JobRecord, response: dict[str, Any], catalog: Catalog) -> Usage:
+    """Usage counted with tiktoken when the upstream reported none."""
+    deployment = catalog.deployments.get(record.deployment or "")
+    encoding = encoding_name_for_model(deployment.model if deployment else record.body.model)
+    prompt = record.input_tokens or 0
+    completion = 0
+    for choice in response.get("choices") or []:
+        message = choice.get("message") or {}
+        content = message.get("content")
+        if isinstance(content, str):
+            completion += count_text(content, encoding)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion,
+                 total_tokens=prompt + completion, estimated=True)
+
+
+def cost_of(usage: Usage, catalog: Catalog, deployment: str | None) -> int:
+    """Cost in nano-USD at the deployment's catalog price."""
+    spec = catalog.deployments.get(deployment or "")
+    if spec is None:
+        return 0
+    return spec.price.cost_nanousd(usage.prompt_tokens, usage.completion_tokens)

@@ -1,0 +1,1 @@
+"""Provider adapters: pure translation between the OpenAI job format and each provider."""

@@ -1,0 +1,110 @@
+"""Per-process worker state: the catalog, one asyncio loop, Redis and HTTP clients.
+
+Celery runs task bodies in pool threads; every stage's I/O runs on one event loop in a
+background thread, so a model worker keeps many upstream calls in flight per process.
+The catalog is read once per process, never per job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+
+from broker.backend import ResultBackend
+from broker.catalog import Catalog, load_catalog
+from policies.pipeline import PolicyPipeline
+from policies.routing import RoutingStrategy, get_strategy
+from workers.http import HttpSender
+
+T = TypeVar("T")
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is absent on some platforms
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+class Runtime:
+    """Everything a stage needs, built once per worker process."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.settings = catalog.broker
+        self.backend = ResultBackend(catalog.broker)
+        self.policy = PolicyPipeline(catalog)
+        self.strategies: dict[str, RoutingStrategy] = {
+            name: get_strategy(spec.strategy) for name, spec in catalog.models.items()
+        }
+        self.rng = random.Random()
+        total_capacity = sum(d.capacity.concurrency for d in catalog.deployments.values())
+        self.sender = HttpSender(
+            transport=catalog.broker.http_transport, max_connections=max(total_capacity, 16)
+        )
+        self._loop = _new_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="aibroker-loop",
+                                        daemon=True)
+        self._thread.start()
+        self.redis: aioredis.Redis = self.call(self._connect())
+        self._slots: dict[str, asyncio.Semaphore] = {}
+
+    async def _connect(self) -> aioredis.Redis:
+        return aioredis.Redis.from_url(
+            self.settings.redis_url, decode_responses=True, max_connections=512,
+            health_check_interval=30, socket_keepalive=True,
+        )
+
+    def slots(self, deployment: str) -> asyncio.Semaphore:
+        """The in-process cap on calls in flight to one deployment (its concurrency)."""
+        slot = self._slots.get(deployment)
+        if slot is None:
+            slot = asyncio.Semaphore(self.catalog.deployments[deployment].capacity.concurrency)
+            self._slots[deployment] = slot
+        return slot
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run a coroutine on the worker loop and wait for its result from a pool thread."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def close(self) -> None:
+        """Close clients and stop the loop."""
+        async def _close() -> None:
+            await self.sender.aclose()
+            await self.redis.aclose()
+
+        try:
+            self.call(_close(), timeout=5)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    """The process's runtime, created on first use from the catalog (AIBROKER_CONFIG)."""
+    global _runtime
+    if _runtime is None:
+        with _runtime_lock:
+            if _runtime is None:
+                _runtime = Runtime(load_catalog())
+    return _runtime
+
+
+def reset_runtime() -> None:
+    """Close the process's runtime (worker shutdown, tests)."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is not None:
+            _runtime.close()
+            _runtime = None

@@ -1,0 +1,62 @@
+"""Thin Celery tasks: decode ids, run the stage on the worker loop, send jobs onward."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from broker.app import app
+from broker.queues import LANE_PRIORITY, MODEL_TASK, POLICY_TASK, ROUTE_TASK, model_queue
+from workers import model_stage, policy_stage, routing_stage
+from workers.runtime import get_runtime
+
+DispatchKey = tuple[str, str]
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _valid_ids(job_ids: Any) -> list[str]:
+    # A hand-made message with the wrong shape must fail loudly, not crash the stage.
+    if not isinstance(job_ids, list) or not all(isinstance(i, str) for i in job_ids):
+        raise TypeError("expected a list of job id strings")
+    return job_ids
+
+
+def dispatch_to_models(plan: dict[DispatchKey, list[str]], batch_size: int) -> None:
+    """Send admitted jobs to their deployments' queues, in batches, by lane priority."""
+    for (deployment, lane), ids in plan.items():
+        for chunk in _chunks(ids, batch_size):
+            app.send_task(MODEL_TASK, args=[deployment, chunk], queue=model_queue(deployment),
+                          priority=LANE_PRIORITY.get(lane, 0))
+
+
+@app.task(name=POLICY_TASK)
+def policy(job_ids: list[str]) -> dict[str, int]:
+    """Admit or reject a batch of jobs, and pass admitted ones on."""
+    rt = get_runtime()
+    plan = rt.call(policy_stage.admit_batch(rt, _valid_ids(job_ids)))
+    dispatch_to_models(plan.to_model, rt.settings.batch_size)
+    for chunk in _chunks(plan.to_route, rt.settings.batch_size):
+        app.send_task(ROUTE_TASK, args=[chunk])
+    return plan.summary()
+
+
+@app.task(name=ROUTE_TASK)
+def route(job_ids: list[str]) -> dict[str, int]:
+    """Choose deployments for a batch of admitted jobs."""
+    rt = get_runtime()
+    plan = rt.call(routing_stage.route_batch(rt, _valid_ids(job_ids)))
+    dispatch_to_models(plan, rt.settings.batch_size)
+    return {deployment: len(ids) for (deployment, _), ids in plan.items()}
+
+
+@app.task(name=MODEL_TASK)
+def model(deployment: str, job_ids: list[str]) -> dict[str, int]:
+    """Run a batch of jobs on one deployment."""
+    rt = get_runtime()
+    if deployment not in rt.catalog.deployments:
+        raise ValueError(f"unknown deployment {deployment!r}")
+    return rt.call(model_stage.run_batch(rt, deployment, _valid_ids(job_ids)))
