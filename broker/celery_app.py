@@ -27,6 +27,7 @@ def celery_config(catalog: Catalog) -> dict[str, Any]:
     ]
     return {
         "broker_url": settings.redis_url,
+        "broker_transport": "broker.transport:SafeRedisTransport",
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             "visibility_timeout": settings.visibility_timeout_s,

@@ -38,6 +38,11 @@ def status_counts(day: str) -> str:
     return f"{PREFIX}counts:{day}"
 
 
+def discarded_messages() -> str:
+    """Count of queue messages dropped because they were not JSON envelopes."""
+    return f"{PREFIX}discarded"
+
+
 def usage_field_prefix(tenant: str, model: str, deployment: str) -> str:
     """The start of a usage hash field; the metric name completes it."""
     return FIELD_SEP.join((tenant, model, deployment)) + FIELD_SEP

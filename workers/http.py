@@ -21,9 +21,10 @@ from workers.providers.base import HttpReply, HttpRequest
 Transport = Literal["aiohttp", "httpx"]
 TRANSPORTS: tuple[Transport, ...] = ("aiohttp", "httpx")
 _DETAIL_CHARS = 200
-# Everything the client stack may raise for a failed exchange; anything else is a bug and
-# propagates (and CancelledError, a BaseException, always does).
-_TRANSPORT_ERRORS = (httpx.HTTPError, httpx.InvalidURL, aiohttp.ClientError, OSError)
+# Everything the client stacks raise for a failed exchange (aiohttp raises a bare ValueError
+# for a control character in a header); anything else is a bug and propagates, as does
+# CancelledError, a BaseException.
+_TRANSPORT_ERRORS = (httpx.HTTPError, httpx.InvalidURL, aiohttp.ClientError, OSError, ValueError)
 
 
 def _describe(exc: BaseException) -> str:
@@ -64,6 +65,8 @@ def transport_error(exc: BaseException, timeout_s: float) -> UpstreamError:
             return UpstreamError(f"upstream URL is not usable ({type(candidate).__name__})")
         if isinstance(candidate, _BAD_REQUEST):
             return UpstreamError(f"request could not be sent ({type(candidate).__name__})")
+    if isinstance(exc, ValueError):
+        return UpstreamError(f"request could not be sent ({type(exc).__name__})")
     # httpx-aiohttp re-raises aiohttp errors as httpx ones and maps some of them oddly
     # (a refused connection becomes ConnectTimeout), so the innermost known cause decides.
     for candidate in reversed(chain):

@@ -10,7 +10,7 @@ import pydantic
 
 from broker.errors import ConfigError
 from broker.simulator import server
-from broker.simulator.settings import SimSettings
+from broker.simulator.settings import SimSettings, describe_errors
 
 # Field annotation -> argparse converter; bool fields get --x/--no-x instead.
 _CONVERTERS: dict[object, Callable[[str], Any]] = {
@@ -60,13 +60,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         settings = SimSettings.model_validate(given)
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"--{'.'.join(map(str, error['loc'])).replace('_', '-')}: {error['msg']}"
-            if error["loc"]
-            else error["msg"]
-            for error in exc.errors(include_url=False)
-        )
-        raise ConfigError(f"invalid upstream settings: {problems}") from None
+        raise ConfigError(f"invalid upstream settings: {describe_errors(exc)}") from None
     try:
         server.run(settings)
     except OSError as exc:

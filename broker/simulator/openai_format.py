@@ -1,14 +1,15 @@
 """OpenAI wire format: request validation and response bodies, as pure functions.
 
-One module per wire format. Each exposes ENDPOINTS, a tuple of `Endpoint`s the server mounts
-by path; a later anthropic_format or gemini_format module builds its own Endpoints (reusing
-`Call`, `Endpoint` and `InvalidRequestError` from here) and the server routes to them the same way.
+One module per wire format: each exposes ENDPOINTS, the `Endpoint`s the server mounts by path.
+A sibling such as anthropic_format or gemini_format builds its own Endpoints (reusing `Call`,
+`Endpoint` and `InvalidRequestError` from here) and the server routes to them the same way.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import struct
 import time
@@ -22,8 +23,8 @@ from broker.tokens import count_chat, count_inputs, encoding_name_for_model
 
 JSON = dict[str, Any]
 ErrorKind = Literal[
-    "invalid_request", "invalid_api_key", "rate_limit", "capacity",
-    "server_error", "unavailable", "timeout",
+    "invalid_request", "invalid_api_key", "rate_limit", "capacity", "server_error",
+    "unavailable", "timeout",
 ]
 DEFAULT_EMBEDDING_DIMENSIONS = 8
 MAX_EMBEDDING_DIMENSIONS = 3072
@@ -37,11 +38,10 @@ _COMPACT = (",", ":")
 class InvalidRequestError(Exception):
     """A request the provider rejects with 400 before doing any work."""
 
-    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
-        self.code = code
 
 
 @dataclass(slots=True)
@@ -66,8 +66,10 @@ class Endpoint:
     parse: Callable[[bytes], Call]  # raises InvalidRequestError
     # (call, configured completion tokens) -> (body, completion tokens served)
     respond: Callable[[Call, int], tuple[JSON, int]]
-    error: Callable[[ErrorKind, str | None], tuple[int, JSON]]
-    invalid: Callable[[InvalidRequestError], tuple[int, JSON]]
+    # (kind, message or None for the default, param) -> (status, body)
+    error: Callable[[ErrorKind, str | None, str | None], tuple[int, JSON]]
+    # (request headers, the accepted key) -> None when authorised, else the 401 message
+    check_key: Callable[[Mapping[str, str], str], str | None]
 
 
 def load_object(raw: bytes) -> JSON:
@@ -104,9 +106,7 @@ def content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
-            str(part.get("text", "")) for part in content if isinstance(part, Mapping)
-        )
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
     return ""
 
 
@@ -216,22 +216,14 @@ def chat_completion(
     created: int | None = None,
 ) -> JSON:
     """A `chat.completion` object whose reply is `completion_tokens` tokens long."""
+    message = {"role": "assistant", "content": filler_text(completion_tokens), "refusal": None}
     return {
         "id": completion_id or new_id("chatcmpl"),
         "object": "chat.completion",
         "created": int(time.time()) if created is None else created,
         "model": model,
         "choices": [
-            {
-                "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": filler_text(completion_tokens),
-                    "refusal": None,
-                },
-                "logprobs": None,
-                "finish_reason": finish_reason,
-            }
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
         ],
         "usage": {
             "prompt_tokens": prompt_tokens,
@@ -281,48 +273,40 @@ def error_body(
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
-def api_key_message(presented: str | None) -> str:
-    """The 401 message: OpenAI echoes a wrong key with only its ends shown."""
-    if not presented:
-        return "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
-    shown = f"{presented[:3]}***{presented[-4:]}" if len(presented) > 8 else "***"
+_NO_KEY = "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
+
+
+def check_bearer(headers: Mapping[str, str], expected: str) -> str | None:
+    """None for `Authorization: Bearer <expected>`, else the 401 message (key ends only)."""
+    scheme, _, key = headers.get("Authorization", "").partition(" ")
+    key = key.strip() if scheme.lower() == "bearer" else ""
+    if not key:
+        return _NO_KEY
+    if hmac.compare_digest(key.encode(), expected.encode()):
+        return None
+    shown = f"{key[:3]}***{key[-4:]}" if len(key) > 8 else "***"
     return f"Incorrect API key provided: {shown}."
 
 
+_RETRY = "Please try again later."
 # kind -> (status, type, code, default message)
 _ERRORS: dict[ErrorKind, tuple[int, str, str | None, str]] = {
     "invalid_request": (400, "invalid_request_error", None, "Invalid request."),
-    "invalid_api_key": (
-        401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided."
-    ),
-    "rate_limit": (
-        429, "requests", "rate_limit_exceeded",
-        "Rate limit reached for requests. Please try again later.",
-    ),
-    "capacity": (
-        429, "requests", "rate_limit_exceeded",
-        "Too many concurrent requests. Please try again later.",
-    ),
-    "server_error": (
-        500, "server_error", None, "The server had an error while processing your request.",
-    ),
-    "unavailable": (
-        503, "server_error", "service_unavailable",
-        "The server is overloaded or not ready yet. Please try again later.",
-    ),
+    "invalid_api_key": (401, "invalid_request_error", "invalid_api_key", _NO_KEY),
+    "rate_limit": (429, "requests", "rate_limit_exceeded", f"Rate limit reached. {_RETRY}"),
+    "capacity": (429, "requests", "rate_limit_exceeded", f"Too many concurrent requests. {_RETRY}"),
+    "server_error": (500, "server_error", None, "The server had an error processing your request."),
+    "unavailable": (503, "server_error", "service_unavailable", f"Overloaded. {_RETRY}"),
     "timeout": (504, "server_error", "timeout", "The request timed out."),
 }
 
 
-def error(kind: ErrorKind, message: str | None = None) -> tuple[int, JSON]:
+def error(
+    kind: ErrorKind, message: str | None = None, param: str | None = None
+) -> tuple[int, JSON]:
     """HTTP status and OpenAI error body for one kind of failure."""
     status, error_type, code, default = _ERRORS[kind]
-    return status, error_body(message or default, error_type, None, code)
-
-
-def invalid_request(exc: InvalidRequestError) -> tuple[int, JSON]:
-    """The 400 reply for a rejected request."""
-    return 400, error_body(exc.message, "invalid_request_error", exc.param, exc.code)
+    return status, error_body(message or default, error_type, param, code)
 
 
 def truncated(body: JSON) -> bytes:
@@ -333,13 +317,9 @@ def truncated(body: JSON) -> bytes:
 
 def models_list(model_ids: Sequence[str], created: int = 0) -> JSON:
     """The `GET /v1/models` list."""
-    return {
-        "object": "list",
-        "data": [
-            {"id": model_id, "object": "model", "created": created, "owned_by": "system"}
-            for model_id in model_ids
-        ],
-    }
+    data = [{"id": name, "object": "model", "created": created, "owned_by": "system"}
+            for name in model_ids]
+    return {"object": "list", "data": data}
 
 
 def _respond_chat(call: Call, configured: int) -> tuple[JSON, int]:
@@ -354,9 +334,7 @@ def _respond_embeddings(call: Call, _configured: int) -> tuple[JSON, int]:
     return body, 0
 
 
-CHAT = Endpoint("/v1/chat/completions", parse_chat, _respond_chat, error, invalid_request)
-EMBEDDINGS = Endpoint(
-    "/v1/embeddings", parse_embeddings, _respond_embeddings, error, invalid_request
-)
+CHAT = Endpoint("/v1/chat/completions", parse_chat, _respond_chat, error, check_bearer)
+EMBEDDINGS = Endpoint("/v1/embeddings", parse_embeddings, _respond_embeddings, error, check_bearer)
 ENDPOINTS: tuple[Endpoint, ...] = (CHAT, EMBEDDINGS)
 MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1-mini", "text-embedding-3-small")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import math
 import signal
@@ -21,7 +20,7 @@ from aiohttp import web
 from broker.simulator import openai_format
 from broker.simulator.behaviour import Behaviour, Outcome, parse_outcome
 from broker.simulator.openai_format import Call, Endpoint, ErrorKind, InvalidRequestError
-from broker.simulator.settings import SimSettings
+from broker.simulator.settings import SimSettings, describe_errors
 from broker.simulator.stats import LogEntry, RateWindow, Stats
 from broker.tokens import get_encoding
 
@@ -42,9 +41,12 @@ def _dumps(payload: Any) -> bytes:
     return json.dumps(payload, separators=_COMPACT).encode("utf-8")
 
 
+def _json(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(body=_dumps(payload), status=status, content_type="application/json")
+
+
 def _control_error(status: int, message: str) -> web.Response:
-    body = openai_format.error_body(message, "invalid_request_error")
-    return web.Response(body=_dumps(body), status=status, content_type="application/json")
+    return _json(openai_format.error_body(message, "invalid_request_error"), status)
 
 
 def _loggable_body(raw: bytes) -> Any:
@@ -82,22 +84,22 @@ class Simulator:
         app.router.add_route("*", "/{tail:.*}", self.not_found)
         return app
 
+    def apply(self, settings: SimSettings) -> None:
+        """Switch to new settings without dropping requests in flight."""
+        self.behaviour.configure(settings)
+        self.stats.resize_log(settings.request_log_size)
+        self.settings = settings
+
     def _inference_handler(self, endpoint: Endpoint) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             return await self.inference(request, endpoint)
 
         return handle
 
-    def _auth_problem(self, request: web.Request) -> str | None:
+    def _auth_problem(self, request: web.Request, endpoint: Endpoint) -> str | None:
         if not self.settings.require_api_key:
             return None
-        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-        presented = presented.strip()
-        if scheme.lower() == "bearer" and hmac.compare_digest(
-            presented.encode(), self.settings.api_key.encode()
-        ):
-            return None
-        return openai_format.api_key_message(presented or None)
+        return endpoint.check_key(request.headers, self.settings.api_key)
 
     async def inference(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         """One chat/embeddings request: gate, auth, validate, outcome, latency, reply."""
@@ -108,7 +110,7 @@ class Simulator:
         if not self.behaviour.gate.try_enter():
             # A capacity limit sheds load at the door: no latency, no work.
             entry.body, entry.outcome = _loggable_body(raw), "capacity"
-            status, body = endpoint.error("capacity", None)
+            status, body = endpoint.error("capacity", None, None)
             return await self._send(request, entry, status, _dumps(body), started)
         self.stats.enter()
         try:
@@ -126,16 +128,16 @@ class Simulator:
         self, request: web.Request, endpoint: Endpoint, entry: LogEntry, raw: bytes, started: float
     ) -> web.StreamResponse:
         call: Call | None = None
-        auth_problem = self._auth_problem(request)
+        auth_problem = self._auth_problem(request, endpoint)
         if auth_problem is not None:
             entry.body, entry.outcome = _loggable_body(raw), "unauthorized"
-            status, body = endpoint.error("invalid_api_key", auth_problem)
+            status, body = endpoint.error("invalid_api_key", auth_problem, None)
         else:
             try:
                 call = endpoint.parse(raw)
             except InvalidRequestError as exc:
                 entry.body, entry.outcome = _loggable_body(raw), "invalid"
-                status, body = endpoint.invalid(exc)
+                status, body = endpoint.error("invalid_request", exc.message, exc.param)
         if call is None:
             await self._sleep(self.behaviour.latency_s())
             return await self._send(request, entry, status, _dumps(body), started)
@@ -151,7 +153,7 @@ class Simulator:
         else:
             await self._sleep(self.behaviour.latency_s())
         if outcome in _FAILURES:
-            status, body = endpoint.error(_FAILURES[outcome], None)
+            status, body = endpoint.error(_FAILURES[outcome], None, None)
             return await self._send(request, entry, status, _dumps(body), started)
         body, completion_tokens = endpoint.respond(call, self.settings.completion_tokens)
         if outcome is Outcome.MALFORMED:
@@ -165,14 +167,8 @@ class Simulator:
             await asyncio.sleep(seconds)
 
     async def _send(
-        self,
-        request: web.Request,
-        entry: LogEntry,
-        status: int,
-        payload: bytes,
-        started: float,
-        *,
-        served: bool = False,
+        self, request: web.Request, entry: LogEntry, status: int, payload: bytes,
+        started: float, *, served: bool = False,
     ) -> web.StreamResponse:
         elapsed_ms = (time.perf_counter() - started) * 1000
         settings = self.settings
@@ -203,12 +199,12 @@ class Simulator:
 
     async def models(self, request: web.Request) -> web.Response:
         """GET /v1/models: a fixed catalogue plus every model seen so far."""
-        auth_problem = self._auth_problem(request)
+        auth_problem = self._auth_problem(request, openai_format.CHAT)
         if auth_problem is not None:
             status, body = openai_format.error("invalid_api_key", auth_problem)
-            return web.Response(body=_dumps(body), status=status, content_type="application/json")
-        names = list(dict.fromkeys([*openai_format.MODELS, *self.stats.by_model]))
-        return web.json_response(openai_format.models_list(names))
+            return _json(body, status)
+        names = dict.fromkeys([*openai_format.MODELS, *self.stats.by_model])
+        return _json(openai_format.models_list(list(names)))
 
     async def not_found(self, request: web.Request) -> web.Response:
         """Any unknown route."""
@@ -217,26 +213,19 @@ class Simulator:
     async def health(self, _request: web.Request) -> web.Response:
         """GET /_sim/health."""
         uptime = round(time.monotonic() - self.started, 3)
-        return web.json_response(
-            {"status": "ok", "uptime_s": uptime, "in_flight": self.stats.in_flight}
-        )
+        return _json({"status": "ok", "uptime_s": uptime, "in_flight": self.stats.in_flight})
 
     async def get_stats(self, _request: web.Request) -> web.Response:
         """GET /_sim/stats."""
-        snapshot = self.stats.snapshot()
-        snapshot["script_remaining"] = len(self.behaviour.script)
-        return web.json_response(snapshot)
+        return _json({**self.stats.snapshot(), "script_remaining": len(self.behaviour.script)})
 
     async def get_requests(self, request: web.Request) -> web.Response:
         """GET /_sim/requests?limit=N: the newest N logged requests, oldest first."""
-        raw_limit = request.query.get("limit")
-        limit: int | None = None
-        if raw_limit is not None:
-            if not raw_limit.isdigit():
-                return _control_error(400, "limit must be a non-negative integer")
-            limit = int(raw_limit)
-        entries = self.stats.recent(limit)
-        return web.json_response({"count": len(entries), "requests": entries})
+        limit = request.query.get("limit")
+        if limit is not None and not limit.isdigit():
+            return _control_error(400, "limit must be a non-negative integer")
+        entries = self.stats.recent(None if limit is None else int(limit))
+        return _json({"count": len(entries), "requests": entries})
 
     async def reset(self, _request: web.Request) -> web.Response:
         """POST /_sim/reset: zero counters and log, drop the script, replay the dice."""
@@ -244,18 +233,15 @@ class Simulator:
         self.window.reset()
         self.behaviour.load_script(())
         self.behaviour.reseed()
-        return web.json_response({"status": "reset"})
+        return _json({"status": "reset"})
 
     async def get_config(self, _request: web.Request) -> web.Response:
         """GET /_sim/config."""
-        return web.json_response({"config": self.settings.model_dump()})
+        return _json({"config": self.settings.model_dump()})
 
     async def patch_config(self, request: web.Request) -> web.Response:
         """PATCH /_sim/config: change knobs at run time, validated by SimSettings."""
-        try:
-            patch = json.loads(await request.read())
-        except ValueError:
-            return _control_error(400, "the body must be a JSON object")
+        patch = _loggable_body(await request.read())
         if not isinstance(patch, dict):
             return _control_error(400, "the body must be a JSON object")
         current = self.settings.model_dump()
@@ -265,39 +251,24 @@ class Simulator:
         try:
             settings = SimSettings.model_validate({**current, **patch})
         except pydantic.ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}"
-                for err in exc.errors(include_url=False)
-            )
-            return _control_error(400, f"invalid config: {problems}")
+            return _control_error(400, f"invalid config: {describe_errors(exc)}")
         self.apply(settings)
-        return web.json_response({"config": settings.model_dump()})
-
-    def apply(self, settings: SimSettings) -> None:
-        """Switch to new settings without dropping requests in flight."""
-        self.behaviour.configure(settings)
-        self.stats.resize_log(settings.request_log_size)
-        self.settings = settings
+        return _json({"config": settings.model_dump()})
 
     async def post_script(self, request: web.Request) -> web.Response:
         """POST /_sim/script: `[..]` or `{"outcomes": [..], "append": bool}`."""
+        payload = _loggable_body(await request.read())
+        append = isinstance(payload, dict) and bool(payload.get("append", False))
+        outcomes = payload.get("outcomes") if isinstance(payload, dict) else payload
+        if not isinstance(outcomes, list):
+            return _control_error(400, "expected a JSON list of outcomes")
         try:
-            payload = json.loads(await request.read())
-        except ValueError:
-            return _control_error(400, "the body must be JSON")
-        append = False
-        if isinstance(payload, dict):
-            append = bool(payload.get("append", False))
-            payload = payload.get("outcomes")
-        if not isinstance(payload, list):
-            return _control_error(400, "expected a list of outcomes")
-        try:
-            outcomes = [parse_outcome(item) for item in payload]
+            parsed = [parse_outcome(item) for item in outcomes]
         except ValueError as exc:
             return _control_error(400, str(exc))
-        remaining = self.behaviour.load_script(outcomes, append=append)
+        remaining = self.behaviour.load_script(parsed, append=append)
         script = [outcome.value for outcome in self.behaviour.script]
-        return web.json_response({"script_remaining": remaining, "script": script})
+        return _json({"script_remaining": remaining, "script": script})
 
 
 @dataclass

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 LatencyKind = Literal["fixed", "uniform", "normal", "lognormal"]
 # Every distribution other than fixed takes exactly two figures after its kind.
@@ -128,3 +128,11 @@ class SimSettings(BaseModel):
     def latency_distribution(self) -> LatencyDistribution:
         """The latency spec, parsed."""
         return LatencyDistribution.parse(self.latency)
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """A validation failure as one readable line, e.g. `rate_429: Input should be <= 1`."""
+    return "; ".join(
+        f"{'.'.join(map(str, err['loc'])) or 'settings'}: {err['msg']}"
+        for err in exc.errors(include_url=False)
+    )

@@ -33,9 +33,10 @@ def test_body_must_be_a_json_object(raw: bytes) -> None:
     with pytest.raises(fmt.InvalidRequestError) as caught:
         fmt.parse_chat(raw)
     assert caught.value.param is None
-    status, body = fmt.invalid_request(caught.value)
+    status, body = fmt.error("invalid_request", caught.value.message, caught.value.param)
     assert status == 400
     assert body["error"]["type"] == "invalid_request_error"
+    assert body["error"]["message"] == caught.value.message
 
 
 @pytest.mark.parametrize(
@@ -57,7 +58,7 @@ def test_chat_rejections_name_the_parameter(body: dict[str, Any], param: str) ->
     with pytest.raises(fmt.InvalidRequestError) as caught:
         fmt.parse_chat(_raw(body))
     assert caught.value.param == param
-    assert fmt.invalid_request(caught.value)[1]["error"]["param"] == param
+    assert fmt.error("invalid_request", caught.value.message, param)[1]["error"]["param"] == param
 
 
 def test_chat_counts_prompt_with_the_models_encoding() -> None:
@@ -204,12 +205,17 @@ def test_error_bodies(kind: fmt.ErrorKind, status: int, error_type: str, code: s
     assert fmt.error(kind, "custom")[1]["error"]["message"] == "custom"
 
 
-def test_api_key_message_never_echoes_the_whole_key() -> None:
-    key = "sk-wrong-but-long-key-1234"
-    message = fmt.api_key_message(key)
-    assert key not in message
+def test_bearer_key_check() -> None:
+    expected = "sk-right-key-0000"
+    assert fmt.check_bearer({"Authorization": f"Bearer {expected}"}, expected) is None
+    assert fmt.check_bearer({"Authorization": f"bearer  {expected} "}, expected) is None
+    wrong = "sk-wrong-but-long-key-1234"
+    message = fmt.check_bearer({"Authorization": f"Bearer {wrong}"}, expected)
+    assert message is not None
+    assert wrong not in message
     assert message.endswith("sk-***1234.")
-    assert "didn't provide" in fmt.api_key_message(None)
+    for headers in ({}, {"Authorization": expected}, {"Authorization": "Basic abc"}):
+        assert "didn't provide" in (fmt.check_bearer(headers, expected) or "")
 
 
 def test_truncated_body_never_parses() -> None:

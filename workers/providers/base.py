@@ -84,8 +84,7 @@ def register(adapter: ProviderAdapter) -> ProviderAdapter:
 
 def get_adapter(name: str) -> ProviderAdapter:
     """The adapter for a provider name, importing the built-in ones on first use."""
-    if not _REGISTRY:
-        _load_builtins()
+    _load_builtins()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -94,14 +93,22 @@ def get_adapter(name: str) -> ProviderAdapter:
 
 def registered_names() -> list[str]:
     """Names of every known adapter."""
-    if not _REGISTRY:
-        _load_builtins()
+    _load_builtins()
     return sorted(_REGISTRY)
 
 
 _BUILTIN_MODULES = ("workers.providers.openai",)
+_builtins_loaded = False
 
 
 def _load_builtins() -> None:
+    # A flag, not "registry empty": an adapter registered before first use must not keep the
+    # built-ins from loading, and it keeps its name over a built-in of the same name.
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    explicit = dict(_REGISTRY)
     for module in _BUILTIN_MODULES:
         importlib.import_module(module)
+    _REGISTRY.update(explicit)
+    _builtins_loaded = True
