@@ -14,9 +14,9 @@ from pydantic import ValidationError as PydanticValidationError
 
 from broker import jobstore as js
 from broker import keys
-from broker.celery_app import create_app
 from broker.backend import read_result, read_results
 from broker.catalog import Catalog, load_catalog
+from broker.celery_app import create_app
 from broker.errors import JobNotFound, ValidationError
 from broker.queues import LANE_PRIORITY, POLICY_QUEUE, POLICY_TASK
 from broker.schemas import JobRequest, JobResult, JobStatus, Lane
@@ -85,8 +85,9 @@ class Client:
     def __init__(self, catalog: Catalog | None = None) -> None:
         self.catalog = catalog or load_catalog()
         self.settings = self.catalog.broker
-        self.redis = redis.Redis.from_url(self.settings.redis_url, decode_responses=True,
-                                          socket_keepalive=True, health_check_interval=30)
+        self.redis: redis.Redis = redis.Redis.from_url(
+            self.settings.redis_url, decode_responses=True, socket_keepalive=True,
+            health_check_interval=30)
         self._app = create_app(self.catalog, with_tasks=False)
 
     def close(self) -> None:
@@ -123,7 +124,7 @@ class Client:
                     if digest is None:
                         digest = key_hashes[raw_key] = hashlib.sha256(raw_key.encode()).hexdigest()
                     key = js.job_key(job_id)
-                    pipe.hset(key, mapping=js.encode_new(request, digest, now))
+                    pipe.hset(key, mapping=js.encode_new(request, digest, now))  # type: ignore[arg-type]
                     pipe.expire(key, self.settings.payload_ttl_s)
                 pipe.execute()
             self._send_policy(chunk)
@@ -151,7 +152,7 @@ class Client:
         state, runs = self.redis.hmget(js.job_key(job_id), [js.F_STATE, js.F_RUNS])
         if state is None:
             raise JobNotFound(f"no job {job_id}")
-        status = JobStatus(state)
+        status = JobStatus(str(state))
         return JobStatus.RUNNING if (runs and not status.terminal) else status
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobResult:
@@ -166,7 +167,7 @@ class Client:
             if remaining <= 0:
                 raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
             # BLMOVE onto the same list rotates it: every waiter wakes, none consumes.
-            self.redis.blmove(done_key, done_key, min(max(remaining, 0.01), 1.0),
+            self.redis.blmove(done_key, done_key, min(max(remaining, 0.01), 1.0),  # type: ignore[arg-type]
                               "LEFT", "RIGHT")
 
     def wait_all(self, handles: list[JobHandle], timeout: float | None = None,

@@ -81,7 +81,8 @@ class LocalCluster:
 
     def upstream_stats(self, name: str = "upstream") -> dict[str, Any]:
         """The simulated provider's own counters."""
-        return self._get_json(f"{self.upstreams[name]}/_sim/stats")
+        stats: dict[str, Any] = self._get_json(f"{self.upstreams[name]}/_sim/stats")
+        return stats
 
     def upstream_requests(self, name: str = "upstream", limit: int = 100_000) -> Any:
         """The simulated provider's request log."""

@@ -19,7 +19,7 @@ from broker import keys
 log = logging.getLogger("aibroker.transport")
 
 
-class SafeChannel(kombu_redis.Channel):  # type: ignore[misc]
+class SafeChannel(kombu_redis.Channel):
     """A Redis channel that survives undecodable messages."""
 
     def _discard(self, where: str, exc: ValueError) -> None:
@@ -33,12 +33,12 @@ class SafeChannel(kombu_redis.Channel):  # type: ignore[misc]
 
     def _brpop_read(self, **options: Any) -> Any:
         try:
-            return super()._brpop_read(**options)
+            return super()._brpop_read(**options)  # type: ignore[misc]
         except ValueError as exc:
             self._discard("a consumed queue", exc)
             raise Empty() from None
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: str, timeout: float | None = None) -> Any:
         try:
             return super()._get(queue)
         except ValueError as exc:
@@ -46,7 +46,7 @@ class SafeChannel(kombu_redis.Channel):  # type: ignore[misc]
             raise Empty() from None
 
 
-class SafeRedisTransport(kombu_redis.Transport):  # type: ignore[misc]
+class SafeRedisTransport(kombu_redis.Transport):
     """kombu's Redis transport with SafeChannel."""
 
     Channel = SafeChannel

@@ -8,7 +8,7 @@ from typing import Any
 from broker.catalog import Catalog
 from broker.errors import BrokerError
 from broker.jobstore import JobRecord
-from broker.schemas import ErrorInfo, JobStatus, JobResult, Route, Timings, Usage
+from broker.schemas import ErrorInfo, JobResult, JobStatus, Route, Timings, Usage
 from broker.tokens import count_text, encoding_name_for_model
 
 
@@ -29,7 +29,8 @@ def ended_early(record: JobRecord, status: JobStatus, error: BrokerError,
     now = time.time()
     return JobResult(
         id=record.id, status=status, tenant=record.tenant, model=_model(record),
-        kind=_kind(record), error=ErrorInfo(**error.to_dict()),  # type: ignore[arg-type]
+        kind=_kind(record), error=ErrorInfo(code=error.code, message=error.message,
+                                            retryable=error.retryable),
         metadata=record.metadata, created_at=record.submitted_at, finished_at=now,
         timings=Timings(policy=policy_ms, total=(now - record.submitted_at) * 1000),
         route=Route(deployment=record.deployment),

@@ -73,16 +73,17 @@ async def admit_batch(rt: Runtime, job_ids: list[str]) -> DispatchPlan:
                 plan.rejected += 1
                 continue
             record.input_tokens = ctx.input_tokens
-            fields = {js.F_TENANT: ctx.tenant_name or "", js.F_INPUT_TOKENS: ctx.input_tokens,
-                      js.F_ADMITTED: repr(time.time()), js.F_POLICY_MS: f"{policy_ms:.3f}",
-                      js.F_STATE: JobStatus.ADMITTED.value}
+            fields: dict[str, str | int] = {
+                js.F_TENANT: ctx.tenant_name or "", js.F_INPUT_TOKENS: ctx.input_tokens,
+                js.F_ADMITTED: repr(time.time()), js.F_POLICY_MS: f"{policy_ms:.3f}",
+                js.F_STATE: JobStatus.ADMITTED.value}
             if rt.settings.inline_routing:
                 deployment = choose_deployment(rt, record)
                 fields[js.F_DEPLOYMENT] = deployment
                 plan.to_model[(deployment, record.lane)].append(job_id)
             else:
                 plan.to_route.append(job_id)
-            pipe.hset(js.job_key(job_id), mapping=fields)
+            pipe.hset(js.job_key(job_id), mapping=fields)  # type: ignore[arg-type]
         await pipe.execute()
     if finished:
         await rt.backend.finish_many(rt.redis, finished)

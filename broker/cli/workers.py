@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import sys
+from typing import NoReturn
 
 from broker.catalog import load_catalog
 from broker.workerplan import WorkerSpec, gateway_worker, model_worker, plan
@@ -49,11 +50,10 @@ def _spec_for(args: argparse.Namespace) -> WorkerSpec:
     return spec
 
 
-def run_worker(args: argparse.Namespace) -> int:
+def run_worker(args: argparse.Namespace) -> NoReturn:
     """Replace this process with the Celery worker for the stage."""
     command = _spec_for(args).command(sys.executable, args.loglevel)
-    os.execv(command[0], command)
-    return 0  # pragma: no cover - execv does not return
+    os.execv(command[0], command)  # noqa: S606 - the worker replaces this process
 
 
 def run_plan(args: argparse.Namespace) -> int:

@@ -22,8 +22,10 @@ def test_500_jobs_all_succeed_and_ledger_equals_per_job_sums(cluster: LocalClust
     rng = random.Random(11)
     before = _usage_before(cluster)
     served_before = cluster.upstream_stats()["usage_total"]["total_tokens"]
-    jobs = [chat_job(rng.choice(["chat-small", "chat-large"]), "alpha",
-                     " ".join(rng.choice(["red", "green", "blue"]) for _ in range(rng.randint(1, 40))))
+    def words() -> str:
+        return " ".join(rng.choice(["red", "green", "blue"]) for _ in range(rng.randint(1, 40)))
+
+    jobs = [chat_job(rng.choice(["chat-small", "chat-large"]), "alpha", words())
             for _ in range(300)]
     jobs += [chat_job("chat-small", "beta", f"question {i}") for i in range(200)]
     with client_for(cluster) as client:
@@ -40,7 +42,8 @@ def test_500_jobs_all_succeed_and_ledger_equals_per_job_sums(cluster: LocalClust
         sums[1] += result.usage.prompt_tokens
         sums[2] += result.usage.completion_tokens
         assert not result.usage.estimated
-        assert result.usage.total_tokens == result.usage.prompt_tokens + result.usage.completion_tokens
+        usage = result.usage
+        assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     for row in ledger:
         key = (row.group["tenant"], row.group["model"])
         old = before.get(key, (0, 0, 0))
