@@ -60,7 +60,8 @@ class Deployment(Strict):
     price: Price = Price()
     weight: float = Field(1.0, gt=0, description="Share of traffic for the weighted strategy.")
     timeout_s: float = Field(60.0, gt=0, le=3600, description="Per-call upstream timeout.")
-    encoding: str | None = Field(None, description="tiktoken encoding; derived from model.")
+    encoding: Literal["o200k_base", "cl100k_base", "p50k_base"] | None = Field(
+        None, description="tiktoken encoding; derived from the model name when unset.")
 
     def api_key(self) -> str | None:
         """The provider key, read from the environment at call time, never stored."""

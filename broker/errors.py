@@ -18,6 +18,7 @@
     │   └── UpstreamRejected          upstream_rejected         no    (4xx other than 429)
     ├── JobExpired                    deadline_exceeded
     ├── JobCancelled                  cancelled
+    ├── TimeLimitExceeded             time_limit_exceeded
     └── InternalError                 internal_error
 
 `code` is a stable string: clients match on it, so it never changes once released.
@@ -127,6 +128,10 @@ class JobExpired(BrokerError):
 
 class JobCancelled(BrokerError):
     code = "cancelled"
+
+
+class TimeLimitExceeded(BrokerError):
+    code = "time_limit_exceeded"
 
 
 class InternalError(BrokerError):

@@ -8,7 +8,7 @@ from collections import Counter
 
 from broker import jobstore as js
 from broker.catalog import Deployment
-from broker.errors import InternalError, JobCancelled, JobExpired
+from broker.errors import InternalError, JobCancelled, JobExpired, TimeLimitExceeded
 from broker.jobstore import JobRecord
 from broker.schemas import ErrorInfo, JobResult, JobStatus, Route, Timings
 from workers.outcomes import cost_of, ended_early, estimate_usage, missing_payload
@@ -89,13 +89,34 @@ async def _run_job(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter
     return result.status.value if stored else "duplicate"
 
 
+async def _end_overdue(rt: Runtime, records: list[JobRecord]) -> None:
+    limit = rt.settings.model_task_time_limit_s
+    error = TimeLimitExceeded(f"the job was still running after the {limit} s task time limit")
+    ended = [(ended_early(record, JobStatus.FAILED, error), 0) for record in records]
+    await rt.backend.finish_many(rt.redis, ended)
+
+
 async def run_batch(rt: Runtime, deployment_name: str, job_ids: list[str]) -> dict[str, int]:
-    """Run every job of a batch on one deployment; returns counts by outcome."""
+    """Run every job of a batch on one deployment; returns counts by outcome.
+
+    The batch is bounded by the task time limit here, on the loop: Celery's thread pool
+    does not enforce time limits, and a job still running past it must end `failed`
+    rather than outlive the visibility timeout and be delivered twice.
+    """
     deployment = rt.catalog.deployments[deployment_name]
     adapter = get_adapter(deployment.provider)
     claimed = await _claim(rt, job_ids)
-    outcomes = await asyncio.gather(*(
-        _run_job(rt, deployment, adapter, job_id, record, runs)
+    tasks = {
+        asyncio.ensure_future(_run_job(rt, deployment, adapter, job_id, record, runs)): record
         for job_id, (record, runs) in zip(job_ids, claimed, strict=True)
-    ))
-    return dict(Counter(outcomes))
+    }
+    done, pending = await asyncio.wait(tasks, timeout=rt.settings.model_task_time_limit_s)
+    for task in pending:
+        task.cancel()
+    overdue = [record for task in pending if (record := tasks[task]) is not None]
+    if overdue:
+        await _end_overdue(rt, overdue)
+    outcomes = Counter(task.result() for task in done)
+    if overdue:
+        outcomes["time_limit"] = len(overdue)
+    return dict(outcomes)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from broker.catalog import Catalog
-from broker.errors import BrokerError
+from broker.errors import BrokerError, InternalError
 from broker.jobstore import JobRecord
 from broker.schemas import ErrorInfo, JobResult, JobStatus, Route, Timings, Usage
 from broker.tokens import count_text, encoding_name_for_model
+from workers.store import load_records
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 
 def _kind(record: JobRecord) -> Any:
@@ -37,6 +41,16 @@ def ended_early(record: JobRecord, status: JobStatus, error: BrokerError,
     )
 
 
+async def fail_jobs(rt: Runtime, job_ids: list[str], exc: BaseException) -> int:
+    """End unfinished jobs as failed with internal_error after a stage crashed."""
+    error = InternalError(f"the stage failed: {type(exc).__name__}")
+    records = await load_records(rt.redis, job_ids)
+    ended = [(ended_early(record, JobStatus.FAILED, error), 0)
+             for record in records if record is not None and not record.state.terminal]
+    stored = await rt.backend.finish_many(rt.redis, ended)
+    return sum(stored)
+
+
 def missing_payload(job_id: str) -> JobResult:
     """A job whose payload expired before a worker reached it."""
     now = time.time()
@@ -51,7 +65,8 @@ def missing_payload(job_id: str) -> JobResult:
 def estimate_usage(record: JobRecord, response: dict[str, Any], catalog: Catalog) -> Usage:
     """Usage counted with tiktoken when the upstream reported none."""
     deployment = catalog.deployments.get(record.deployment or "")
-    encoding = encoding_name_for_model(deployment.model if deployment else record.body.model)
+    encoding = (deployment.encoding or encoding_name_for_model(deployment.model)) if (
+        deployment) else encoding_name_for_model(record.body.model)
     prompt = record.input_tokens or 0
     completion = 0
     for choice in response.get("choices") or []:

@@ -20,6 +20,7 @@ from broker.catalog import Catalog, load_catalog
 from policies.pipeline import PolicyPipeline
 from policies.routing import RoutingStrategy, get_strategy
 from workers.http import HttpSender
+from workers.providers.base import get_adapter
 
 T = TypeVar("T")
 
@@ -44,6 +45,9 @@ class Runtime:
         self.strategies: dict[str, RoutingStrategy] = {
             name: get_strategy(spec.strategy) for name, spec in catalog.models.items()
         }
+        # Fail at start-up, not on the first job, when a deployment names no known adapter.
+        for deployment in catalog.deployments.values():
+            get_adapter(deployment.provider)
         self.rng = random.Random()
         total_capacity = sum(d.capacity.concurrency for d in catalog.deployments.values())
         self.sender = HttpSender(

@@ -2,15 +2,48 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
+
+from celery import Task
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker.app import app
 from broker.queues import LANE_PRIORITY, MODEL_TASK, POLICY_TASK, ROUTE_TASK, model_queue
 from workers import model_stage, policy_stage, routing_stage
+from workers.outcomes import fail_jobs
 from workers.runtime import get_runtime
 
 DispatchKey = tuple[str, str]
+log = logging.getLogger("aibroker.tasks")
+# Redis restarting or briefly unreachable: the stages are idempotent per job id, so the
+# task simply runs again later. Anything else is a bug: its jobs are failed, not lost.
+INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
+
+
+class StageTask(Task):  # type: ignore[type-arg]
+    """Retries on Redis outages; ends a batch's jobs as failed on any other error."""
+
+    autoretry_for = INFRA_ERRORS
+    retry_backoff = 1
+    retry_backoff_max = 30
+    retry_jitter = True
+    max_retries = 200
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
+                   einfo: Any) -> None:
+        """Fail every job of the batch, so none waits forever in `pending`."""
+        job_ids = args[-1] if args else []
+        if isinstance(exc, TypeError) or not isinstance(job_ids, list):
+            return  # a malformed message names no jobs we could fail
+        try:
+            rt = get_runtime()
+            rt.call(fail_jobs(rt, [str(i) for i in job_ids], exc), timeout=30)
+        except Exception:
+            log.exception("could not record the failure of %d jobs", len(job_ids))
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
@@ -33,7 +66,7 @@ def dispatch_to_models(plan: dict[DispatchKey, list[str]], batch_size: int) -> N
                           priority=LANE_PRIORITY.get(lane, 0))
 
 
-@app.task(name=POLICY_TASK)
+@app.task(name=POLICY_TASK, base=StageTask)
 def policy(job_ids: list[str]) -> dict[str, int]:
     """Admit or reject a batch of jobs, and pass admitted ones on."""
     rt = get_runtime()
@@ -44,7 +77,7 @@ def policy(job_ids: list[str]) -> dict[str, int]:
     return plan.summary()
 
 
-@app.task(name=ROUTE_TASK)
+@app.task(name=ROUTE_TASK, base=StageTask)
 def route(job_ids: list[str]) -> dict[str, int]:
     """Choose deployments for a batch of admitted jobs."""
     rt = get_runtime()
@@ -53,7 +86,7 @@ def route(job_ids: list[str]) -> dict[str, int]:
     return {deployment: len(ids) for (deployment, _), ids in plan.items()}
 
 
-@app.task(name=MODEL_TASK)
+@app.task(name=MODEL_TASK, base=StageTask)
 def model(deployment: str, job_ids: list[str]) -> dict[str, int]:
     """Run a batch of jobs on one deployment."""
     rt = get_runtime()

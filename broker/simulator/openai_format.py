@@ -29,8 +29,8 @@ ErrorKind = Literal[
 DEFAULT_EMBEDDING_DIMENSIONS = 8
 MAX_EMBEDDING_DIMENSIONS = 3072
 MAX_EMBEDDING_INPUTS = 2048
-# Each word is one token, with or without its leading space, in every shipped encoding, and
-# the pre-tokenizer splits at spaces, so n words are exactly n tokens.
+# In every shipped encoding each word is one token after a space (and "the" also without),
+# and the pre-tokenizer splits at spaces, so n words are exactly n tokens.
 _FILLER_WORDS = ("the", "quick", "brown", "fox", "leaps", "over", "a", "lazy", "dog")
 _COMPACT = (",", ":")
 

@@ -56,6 +56,13 @@ def _loggable_body(raw: bytes) -> Any:
         return raw.decode("utf-8", errors="replace")
 
 
+def _log_unparsed(entry: LogEntry, raw: bytes, outcome: str) -> None:
+    """Fill a log entry for a request turned away before validation."""
+    entry.body, entry.outcome = _loggable_body(raw), outcome
+    model = entry.body.get("model") if isinstance(entry.body, dict) else None
+    entry.model = model if isinstance(model, str) and model else None
+
+
 class Simulator:
     """State shared by every request: settings, dice, counters."""
 
@@ -109,7 +116,7 @@ class Simulator:
         raw = await request.read()
         if not self.behaviour.gate.try_enter():
             # A capacity limit sheds load at the door: no latency, no work.
-            entry.body, entry.outcome = _loggable_body(raw), "capacity"
+            _log_unparsed(entry, raw, "capacity")
             status, body = endpoint.error("capacity", None, None)
             return await self._send(request, entry, status, _dumps(body), started)
         self.stats.enter()
@@ -130,13 +137,13 @@ class Simulator:
         call: Call | None = None
         auth_problem = self._auth_problem(request, endpoint)
         if auth_problem is not None:
-            entry.body, entry.outcome = _loggable_body(raw), "unauthorized"
+            _log_unparsed(entry, raw, "unauthorized")
             status, body = endpoint.error("invalid_api_key", auth_problem, None)
         else:
             try:
                 call = endpoint.parse(raw)
             except InvalidRequestError as exc:
-                entry.body, entry.outcome = _loggable_body(raw), "invalid"
+                _log_unparsed(entry, raw, "invalid")
                 status, body = endpoint.error("invalid_request", exc.message, exc.param)
         if call is None:
             await self._sleep(self.behaviour.latency_s())

@@ -162,6 +162,13 @@ def test_scripted_failures() -> None:
             json.loads(malformed.content)
         assert (await chat(client)).status_code == 200
         assert (await stats(client))["script_remaining"] == 0
+        queued = await client.post("/_sim/script", json={"outcomes": ["503"], "append": True})
+        assert queued.json() == {"script_remaining": 1, "script": ["503"]}
+        appended = await client.post("/_sim/script", json={"outcomes": ["ok"], "append": True})
+        assert appended.json()["script"] == ["503", "ok"]
+        for bad in (["teapot"], {"outcomes": "429"}, "429"):
+            assert (await client.post("/_sim/script", json=bad)).status_code == 400
+        assert [(await chat(client)).status_code for _ in range(3)] == [503, 200, 200]
 
     simulate(scenario, retry_after_s=2.5)
 
@@ -171,9 +178,14 @@ def test_timeout_holds_the_request() -> None:
         await script(client, "timeout")
         with pytest.raises(httpx.ReadTimeout):
             await client.post("/v1/chat/completions", json=chat_body(), timeout=0.3)
-        await asyncio.sleep(0.1)  # the server notices the hang-up and frees the slot
-        counters = await stats(client)
+        for _ in range(250):  # the server notices the hang-up and frees the slot
+            counters = await stats(client)
+            if not counters["in_flight"]:
+                break
+            await asyncio.sleep(0.02)
         assert counters["in_flight"] == 0
+        [held] = (await client.get("/_sim/requests")).json()["requests"]
+        assert (held["status"], held["outcome"], held["model"]) == (499, "timeout", MODEL)
         assert counters["by_outcome"] == {"timeout": 1}
         assert counters["usage_total"]["requests"] == 0
         await client.patch("/_sim/config", json={"timeout_hold_s": 0.1})
@@ -317,6 +329,7 @@ def test_request_log_and_reset() -> None:
         assert first["completion_tokens"] == 16
         assert first["prompt_tokens"] == count_chat(first["body"]["messages"], "o200k_base")
         assert (second["status"], second["outcome"], second["body"]) == (400, "invalid", "oops")
+        assert second["model"] is None
         newest = (await client.get("/_sim/requests", params={"limit": 1})).json()
         assert newest["requests"] == [second]
         assert (await client.get("/_sim/requests", params={"limit": "x"})).status_code == 400
