@@ -75,12 +75,25 @@ class ModelSpec(Strict):
     deployments: list[Deployment] = Field(min_length=1)
 
 
+GuardMode = Literal["off", "log", "redact", "block"]
+
+
+class GuardSettings(Strict):
+    """One content guard for a tenant: its mode and the guard's own options."""
+
+    mode: GuardMode = "block"
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="Validated by the guard plug-in itself.")
+
+
 class Tenant(Strict):
     """A caller of the broker, identified by the SHA-256 of its API key."""
 
     key_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     allowed_models: list[str] = Field(default_factory=list, description="Empty = none allowed.")
     max_input_tokens: int = Field(32_000, ge=1)
+    guards: dict[str, GuardSettings] = Field(
+        default_factory=dict, description="Content guards by plug-in name, run in this order.")
 
     def key_matches(self, key_sha256: str) -> bool:
         """Constant-time comparison of a presented key's hash against the stored one."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker import keys
-from broker.schemas import JobBody, JobRequest, JobStatus, Lane
+from broker.schemas import JobBody, JobRequest, JobStatus, Lane, PolicyInfo
 
 # Fields of the job hash; short names keep the hash small (one per queued job).
 F_BODY = "body"
@@ -26,8 +26,9 @@ F_POLICY_MS = "polms"
 F_DEPLOYMENT = "dep"
 F_RUNS = "runs"
 F_CANCEL = "cancel"
+F_POLICY = "policy"
 LOAD_FIELDS = (F_BODY, F_KEY, F_SUBMITTED, F_STATE, F_LANE, F_DEADLINE, F_META, F_TENANT,
-               F_INPUT_TOKENS, F_ADMITTED, F_POLICY_MS, F_DEPLOYMENT, F_CANCEL)
+               F_INPUT_TOKENS, F_ADMITTED, F_POLICY_MS, F_DEPLOYMENT, F_CANCEL, F_POLICY)
 
 
 def new_job_id() -> str:
@@ -69,7 +70,14 @@ class JobRecord:
     policy_ms: float | None
     deployment: str | None
     cancel_requested: bool
+    policy_json: str | None = None
     _body: JobBody | None = None
+
+    @property
+    def policy(self) -> PolicyInfo:
+        """The policy stage's findings for this job."""
+        return PolicyInfo.model_validate_json(self.policy_json) if self.policy_json else (
+            PolicyInfo())
 
     @property
     def body(self) -> JobBody:
@@ -118,6 +126,7 @@ def decode(job_id: str, values: list[str | None]) -> JobRecord | None:
         policy_ms=_float(fields[F_POLICY_MS]),
         deployment=fields[F_DEPLOYMENT],
         cancel_requested=fields[F_CANCEL] == "1",
+        policy_json=fields[F_POLICY],
     )
 
 

@@ -145,6 +145,15 @@ class ErrorInfo(BaseModel):
     retryable: bool = False
 
 
+class PolicyInfo(BaseModel):
+    """What the policy stage decided and found (counts per kind, never the values)."""
+
+    findings: dict[str, int] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    redacted: bool = False
+    version: str | None = None
+
+
 class JobResult(BaseModel):
     """The terminal record of a job, stored exactly once under its id."""
 
@@ -159,6 +168,7 @@ class JobResult(BaseModel):
     route: Route = Route()
     timings: Timings = Timings()
     error: ErrorInfo | None = None
+    policy: PolicyInfo = PolicyInfo()
     metadata: dict[str, str] = Field(default_factory=dict)
     created_at: float
     finished_at: float

@@ -58,14 +58,14 @@ def _result_of(rt: Runtime, record: JobRecord, deployment: Deployment,
             id=record.id, status=JobStatus.SUCCEEDED, tenant=record.tenant, model=body.model,
             kind=body.kind, response=response, usage=usage, cost_usd=cost / 1e9, route=route,
             timings=timings, metadata=record.metadata, created_at=record.submitted_at,
-            finished_at=now,
+            finished_at=now, policy=record.policy,
         ), cost
     error = outcome.error or InternalError("no reply and no error from upstream")
     return JobResult(
         id=record.id, status=JobStatus.FAILED, tenant=record.tenant, model=body.model,
         kind=body.kind, route=route, timings=timings, metadata=record.metadata,
         error=ErrorInfo(code=error.code, message=error.message, retryable=error.retryable),
-        created_at=record.submitted_at, finished_at=now,
+        created_at=record.submitted_at, finished_at=now, policy=record.policy,
     ), 0
 
 

@@ -36,6 +36,7 @@ def ended_early(record: JobRecord, status: JobStatus, error: BrokerError,
         kind=_kind(record), error=ErrorInfo(code=error.code, message=error.message,
                                             retryable=error.retryable),
         metadata=record.metadata, created_at=record.submitted_at, finished_at=now,
+        policy=record.policy,
         timings=Timings(policy=policy_ms, total=(now - record.submitted_at) * 1000),
         route=Route(deployment=record.deployment),
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from broker import jobstore as js
 from broker.errors import JobCancelled, JobExpired
 from broker.jobstore import JobRecord
-from broker.schemas import JobResult, JobStatus
+from broker.schemas import JobResult, JobStatus, PolicyInfo
 from workers.outcomes import ended_early, missing_payload
 from workers.routing_stage import choose_deployment
 from workers.runtime import Runtime
@@ -66,6 +66,9 @@ async def admit_batch(rt: Runtime, job_ids: list[str]) -> DispatchPlan:
             verdict, ctx = rt.policy.evaluate(job_id, record.body, record.key_sha256)
             policy_ms = (time.perf_counter() - started) * 1000
             record.tenant = ctx.tenant_name
+            info = PolicyInfo(findings=ctx.findings, warnings=ctx.warnings,
+                              redacted=ctx.body_changed)
+            record.policy_json = info.model_dump_json()
             if not verdict.allowed:
                 assert verdict.rejection is not None
                 finished.append((ended_early(record, JobStatus.REJECTED, verdict.rejection,
@@ -76,7 +79,10 @@ async def admit_batch(rt: Runtime, job_ids: list[str]) -> DispatchPlan:
             fields: dict[str, str | int] = {
                 js.F_TENANT: ctx.tenant_name or "", js.F_INPUT_TOKENS: ctx.input_tokens,
                 js.F_ADMITTED: repr(time.time()), js.F_POLICY_MS: f"{policy_ms:.3f}",
-                js.F_STATE: JobStatus.ADMITTED.value}
+                js.F_STATE: JobStatus.ADMITTED.value, js.F_POLICY: record.policy_json}
+            if ctx.body_changed:
+                # The redacted body replaces the original: only it may leave the broker.
+                fields[js.F_BODY] = ctx.body.model_dump_json(exclude_none=True)
             if rt.settings.inline_routing:
                 deployment = choose_deployment(rt, record)
                 fields[js.F_DEPLOYMENT] = deployment

@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from broker.catalog import Catalog, ModelSpec, Tenant
+from broker.catalog import Catalog, GuardMode, ModelSpec, Tenant
 from broker.errors import PolicyRejection
 from broker.schemas import JobBody
 from broker.tokens import count_chat, count_inputs, encoding_name_for_model
@@ -24,8 +24,20 @@ class PolicyContext:
     tenant_name: str | None = None
     tenant: Tenant | None = None
     model: ModelSpec | None = None
-    notes: dict[str, str] = field(default_factory=dict)
+    findings: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    body_changed: bool = False
     _input_tokens: int | None = None
+
+    def replace_body(self, body: JobBody) -> None:
+        """A redacting guard's rewrite: what leaves the broker from here on."""
+        self.body = body
+        self.body_changed = True
+        self._input_tokens = None
+
+    def record(self, kind: str, count: int = 1) -> None:
+        """Count a finding by kind (never its value)."""
+        self.findings[kind] = self.findings.get(kind, 0) + count
 
     @property
     def input_tokens(self) -> int:
@@ -76,6 +88,24 @@ class Guard(Protocol):
         ...
 
 
+class ContentGuard(Protocol):
+    """A per-tenant content rule (PII, injection, deny-list ...), configured in the catalog.
+
+    Built once per worker from the tenant's `GuardSettings.options`; `inspect` runs in the
+    tenant's configured mode: `log` records findings, `redact` may call ctx.replace_body,
+    `block` refuses. `off` guards are never built.
+    """
+
+    name: str
+
+    def inspect(self, ctx: PolicyContext, mode: GuardMode) -> Verdict:
+        """Look at one job's content in the given mode."""
+        ...
+
+
+ContentGuardFactory = Callable[[dict[str, Any]], ContentGuard]
+
+
 _REGISTRY: dict[str, Callable[[], Guard]] = {}
 DEFAULT_GUARDS = ("tenant_auth", "known_model", "model_allowlist", "input_size")
 _BUILTIN_MODULES = (
@@ -94,6 +124,32 @@ def register_guard(name: str) -> Callable[[Callable[[], Guard]], Callable[[], Gu
         return factory
 
     return decorate
+
+
+_CONTENT_REGISTRY: dict[str, ContentGuardFactory] = {}
+_CONTENT_MODULES: tuple[str, ...] = ()
+
+
+def register_content_guard(name: str) -> Callable[[ContentGuardFactory], ContentGuardFactory]:
+    """Decorator adding a content guard factory (options -> guard) to the registry."""
+
+    def decorate(factory: ContentGuardFactory) -> ContentGuardFactory:
+        _CONTENT_REGISTRY[name] = factory
+        return factory
+
+    return decorate
+
+
+def build_content_guard(name: str, options: dict[str, Any]) -> ContentGuard:
+    """A configured content guard; KeyError names the known ones."""
+    for module in _CONTENT_MODULES:
+        importlib.import_module(module)
+    try:
+        factory = _CONTENT_REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown content guard {name!r}; known: "
+                       f"{sorted(_CONTENT_REGISTRY)}") from None
+    return factory(options)
 
 
 def build_guards(names: tuple[str, ...] = DEFAULT_GUARDS) -> list[Guard]:
