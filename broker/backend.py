@@ -41,7 +41,8 @@ class ResultBackend:
         tenant = result.tenant or "-"
         deployment = result.route.deployment
         billable = result.usage.total_tokens > 0 or deployment is not None
-        prefix = keys.usage_field_prefix(tenant, result.model, deployment or "-") if (
+        served_by = result.route.model or result.model
+        prefix = keys.usage_field_prefix(tenant, served_by, deployment or "-") if (
             billable and result.tenant) else ""
         usage = result.usage
         return (

@@ -56,6 +56,12 @@ class Deployment(Strict):
     base_url: str = Field(description="Endpoint root, e.g. https://api.openai.com/v1.")
     model: str = Field(description="Model name sent upstream.")
     api_key_env: str | None = Field(None, description="Environment variable holding the key.")
+    api_key_file: str | None = Field(
+        None, description="File holding the key, read when api_key_env gives none.")
+    api_version: str | None = Field(
+        None, description="Provider API version (Azure's api-version); adapter default if unset.")
+    default_max_tokens: int | None = Field(
+        None, ge=1, description="Output cap sent when a job sets none (Anthropic requires one).")
     capacity: Capacity = Capacity()
     price: Price = Price()
     weight: float = Field(1.0, gt=0, description="Share of traffic for the weighted strategy.")
@@ -64,8 +70,14 @@ class Deployment(Strict):
         None, description="tiktoken encoding; derived from the model name when unset.")
 
     def api_key(self) -> str | None:
-        """The provider key, read from the environment at call time, never stored."""
-        return os.environ.get(self.api_key_env) if self.api_key_env else None
+        """The provider key, read from the environment or the key file at call time."""
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        if key or not self.api_key_file:
+            return key
+        try:
+            return Path(self.api_key_file).read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None  # like an unset variable: the provider answers 401, with no path leaked
 
 
 class ModelSpec(Strict):
@@ -73,6 +85,8 @@ class ModelSpec(Strict):
 
     strategy: str = Field("weighted", description="Routing strategy name.")
     deployments: list[Deployment] = Field(min_length=1)
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Models tried, in order, when this one cannot serve.")
 
 
 GuardMode = Literal["off", "log", "redact", "block"]
@@ -113,6 +127,39 @@ class RetrySettings(Strict):
     retry_after_cap_s: float = Field(60.0, gt=0, description="Longest Retry-After honoured.")
 
 
+class AdaptiveSettings(Strict):
+    """How a deployment's effective capacity reacts to upstream pressure (AIMD)."""
+
+    decrease_factor: float = Field(0.5, gt=0, lt=1, description="Multiplier on a 429.")
+    increase_step: float = Field(0.02, gt=0, le=1, description="Added back per success.")
+    min_factor: float = Field(0.1, gt=0, le=1, description="Floor of the factor.")
+    decrease_interval_s: float = Field(1.0, ge=0, description="At most one cut this often.")
+    low_remaining_requests: int = Field(
+        0, ge=0, description="x-ratelimit-remaining-requests at or below this is pressure.")
+
+
+class HealthSettings(Strict):
+    """When a deployment's circuit opens, and how long it stays open."""
+
+    failure_threshold: int = Field(5, ge=1, description="Consecutive failures that open it.")
+    cooldown_s: float = Field(30.0, gt=0, description="Open time before a probe is let through.")
+
+
+class CapacitySettings(Strict):
+    """Global capacity enforcement shared by every model worker."""
+
+    window_s: int = Field(60, ge=1, description="The RPM/TPM sliding window.")
+    lease_margin_s: float = Field(
+        5.0, ge=0, description="Lease lifetime beyond the call timeout (a dead worker's slot "
+                               "frees after timeout_s + this).")
+    default_max_tokens: int = Field(
+        256, ge=1, description="Completion tokens assumed for a TPM estimate without max_tokens.")
+    max_wait_s: float = Field(
+        60.0, gt=0, description="A job waiting longer for capacity goes back to its queue.")
+    adaptive: AdaptiveSettings = AdaptiveSettings()
+    health: HealthSettings = HealthSettings()
+
+
 class BrokerSettings(Strict):
     """Runtime settings of the broker itself."""
 
@@ -130,6 +177,7 @@ class BrokerSettings(Strict):
         "aiohttp", description="httpx transport of model workers (aiohttp: chosen by bench)."
     )
     retry: RetrySettings = RetrySettings()
+    capacity: CapacitySettings = CapacitySettings()
 
     @model_validator(mode="after")
     def _visibility_above_time_limit(self) -> BrokerSettings:
@@ -160,6 +208,14 @@ class Catalog(Strict):
                         f"{seen[deployment.name]!r} and {model_name!r}"
                     )
                 seen[deployment.name] = model_name
+        return self
+
+    @model_validator(mode="after")
+    def _fallbacks_exist(self) -> Catalog:
+        for name, spec in self.models.items():
+            unknown = [f for f in spec.fallbacks if f not in self.models or f == name]
+            if unknown:
+                raise ValueError(f"model {name!r} names unknown or itself as fallback: {unknown}")
         return self
 
     @cached_property

@@ -8,7 +8,10 @@
     │   ├── AuthenticationFailed      unauthenticated
     │   ├── ModelNotAllowed           model_not_allowed
     │   ├── UnknownModel              unknown_model
-    │   └── InputTooLarge             input_too_large
+    │   ├── InputTooLarge             input_too_large
+    │   ├── PiiDetected               pii_detected
+    │   ├── PromptInjection           prompt_injection
+    │   └── DeniedContent             denied_content
     ├── UpstreamError                 upstream_error
     │   ├── UpstreamRateLimited       upstream_rate_limited     yes
     │   ├── UpstreamUnavailable       upstream_unavailable      yes   (5xx)
@@ -75,6 +78,24 @@ class UnknownModel(PolicyRejection):
 
 class InputTooLarge(PolicyRejection):
     code = "input_too_large"
+
+
+class PiiDetected(PolicyRejection):
+    """The prompt holds personal data (the message names kinds and counts, never values)."""
+
+    code = "pii_detected"
+
+
+class PromptInjection(PolicyRejection):
+    """The prompt scored at or above the tenant's prompt-injection threshold."""
+
+    code = "prompt_injection"
+
+
+class DeniedContent(PolicyRejection):
+    """The prompt matched one of the tenant's deny-list patterns."""
+
+    code = "denied_content"
 
 
 class UpstreamError(BrokerError):

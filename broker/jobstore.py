@@ -8,8 +8,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from broker import keys
-from broker.schemas import JobBody, JobRequest, JobStatus, Lane, PolicyInfo
+from broker.schemas import Attempt, ErrorInfo, JobBody, JobRequest, JobStatus, Lane, PolicyInfo
 
 # Fields of the job hash; short names keep the hash small (one per queued job).
 F_BODY = "body"
@@ -27,8 +29,10 @@ F_DEPLOYMENT = "dep"
 F_RUNS = "runs"
 F_CANCEL = "cancel"
 F_POLICY = "policy"
+F_ROUTE = "route"  # JSON: serving model, deployments tried, attempts so far, last error
 LOAD_FIELDS = (F_BODY, F_KEY, F_SUBMITTED, F_STATE, F_LANE, F_DEADLINE, F_META, F_TENANT,
-               F_INPUT_TOKENS, F_ADMITTED, F_POLICY_MS, F_DEPLOYMENT, F_CANCEL, F_POLICY)
+               F_INPUT_TOKENS, F_ADMITTED, F_POLICY_MS, F_DEPLOYMENT, F_CANCEL, F_POLICY,
+               F_ROUTE)
 
 
 def new_job_id() -> str:
@@ -52,6 +56,15 @@ def encode_new(request: JobRequest, key_sha256: str, now: float) -> dict[str, st
     return fields
 
 
+class RouteState(BaseModel):
+    """A job's journey across deployments, kept in its hash between stages."""
+
+    model: str | None = None
+    tried: list[str] = Field(default_factory=list)
+    attempts: list[Attempt] = Field(default_factory=list)
+    last_error: ErrorInfo | None = None
+
+
 @dataclass(slots=True)
 class JobRecord:
     """A job as a stage reads it back from Redis."""
@@ -71,7 +84,17 @@ class JobRecord:
     deployment: str | None
     cancel_requested: bool
     policy_json: str | None = None
+    route_json: str | None = None
     _body: JobBody | None = None
+    _route: RouteState | None = None
+
+    @property
+    def route(self) -> RouteState:
+        """Where the job has been so far (fallbacks and retries on other deployments)."""
+        if self._route is None:
+            self._route = (RouteState.model_validate_json(self.route_json) if self.route_json
+                           else RouteState())
+        return self._route
 
     @property
     def policy(self) -> PolicyInfo:
@@ -127,6 +150,7 @@ def decode(job_id: str, values: list[str | None]) -> JobRecord | None:
         deployment=fields[F_DEPLOYMENT],
         cancel_requested=fields[F_CANCEL] == "1",
         policy_json=fields[F_POLICY],
+        route_json=fields[F_ROUTE],
     )
 
 

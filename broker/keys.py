@@ -43,6 +43,31 @@ def discarded_messages() -> str:
     return f"{PREFIX}discarded"
 
 
+def capacity_prefix(scope: str) -> str:
+    """Prefix of a capacity scope's per-second request (r:) and token (t:) buckets."""
+    return f"{PREFIX}cap:{scope}:"
+
+
+def capacity_leases(scope: str) -> str:
+    """Sorted set of a scope's live concurrency leases, scored by expiry (ms)."""
+    return f"{PREFIX}cap:{scope}:leases"
+
+
+def capacity_ledger(scope: str) -> str:
+    """Hash of tokens reserved, refunded and actually used in a scope."""
+    return f"{PREFIX}cap:{scope}:ledger"
+
+
+def deployment_state(deployment: str) -> str:
+    """Hash of a deployment's adaptive factor, latency EWMA and circuit state."""
+    return f"{PREFIX}dep:{deployment}"
+
+
+def probe_lock(deployment: str) -> str:
+    """Held by the one job probing a deployment whose circuit is half-open."""
+    return f"{PREFIX}dep:{deployment}:probe"
+
+
 def usage_field_prefix(tenant: str, model: str, deployment: str) -> str:
     """The start of a usage hash field; the metric name completes it."""
     return FIELD_SEP.join((tenant, model, deployment)) + FIELD_SEP

@@ -125,6 +125,7 @@ class Route(BaseModel):
     """Where the job ran and what it took to get there."""
 
     deployment: str | None = None
+    model: str | None = Field(None, description="The model that served (a fallback, maybe).")
     attempts: list[Attempt] = Field(default_factory=list)
 
 

@@ -1,20 +1,39 @@
-"""Model stage: run a batch of jobs against one deployment, many calls in flight at once."""
+"""Model stage: run a batch of jobs against one deployment, many calls in flight at once.
+
+Each attempt holds a place in the process's lane-ordered gate and a lease on the
+deployment's global capacity (concurrency, RPM, TPM) for exactly the length of the call.
+A job that cannot be served here (retries exhausted, circuit open) goes back to the
+routing stage for another deployment or a fallback model; a job that waited too long
+for capacity goes back to its queue. Our own limits never fail a job.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 
 from broker import jobstore as js
 from broker.catalog import Deployment
-from broker.errors import InternalError, JobCancelled, JobExpired, TimeLimitExceeded
+from broker.errors import BrokerError, InternalError, JobCancelled, JobExpired, TimeLimitExceeded
 from broker.jobstore import JobRecord
-from broker.schemas import ErrorInfo, JobResult, JobStatus, Route, Timings
-from workers.outcomes import cost_of, ended_early, estimate_usage, missing_payload
-from workers.providers.base import ProviderAdapter, get_adapter
-from workers.retry import CallOutcome, call_upstream
+from broker.schemas import ErrorInfo, JobStatus
+from workers.capacity import CapacityWaitExceeded, DeadlinePassed
+from workers.model_results import failed_result, succeeded_result
+from workers.outcomes import ended_early, estimate_usage, missing_payload
+from workers.providers.base import HttpRequest, ProviderAdapter, get_adapter
+from workers.retry import AttemptResult, attempt_once, backoff_delay
 from workers.runtime import Runtime
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """Counts by outcome, and the jobs that must travel on."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    reroute: list[str] = field(default_factory=list)
+    requeue: list[str] = field(default_factory=list)
 
 
 async def _claim(rt: Runtime, job_ids: list[str]) -> list[tuple[JobRecord | None, int]]:
@@ -29,44 +48,103 @@ async def _claim(rt: Runtime, job_ids: list[str]) -> list[tuple[JobRecord | None
             for i, job_id in enumerate(job_ids)]
 
 
-def _precheck(rt: Runtime, record: JobRecord, runs: int) -> JobResult | None:
+def _precheck(rt: Runtime, record: JobRecord, runs: int) -> tuple[JobStatus, BrokerError] | None:
     if record.cancel_requested:
-        return ended_early(record, JobStatus.CANCELLED, JobCancelled("cancelled by the caller"))
+        return JobStatus.CANCELLED, JobCancelled("cancelled by the caller")
     if record.expired():
-        return ended_early(record, JobStatus.EXPIRED,
-                           JobExpired("the deadline passed before the job could start"))
+        return JobStatus.EXPIRED, JobExpired("the deadline passed before the job could start")
     if runs > rt.settings.max_redeliveries + 1:
-        return ended_early(record, JobStatus.FAILED, InternalError(
-            f"the job was delivered {runs} times and its worker was lost each time"))
+        return JobStatus.FAILED, InternalError(
+            f"the job was delivered {runs} times and its worker was lost each time")
     return None
 
 
-def _result_of(rt: Runtime, record: JobRecord, deployment: Deployment,
-               outcome: CallOutcome) -> tuple[JobResult, int]:
-    now = time.time()
-    total_ms = (now - record.submitted_at) * 1000
-    policy_ms = record.policy_ms or 0.0
-    timings = Timings(policy=policy_ms, upstream=outcome.upstream_ms, total=total_ms,
-                      queued=max(total_ms - policy_ms - outcome.upstream_ms, 0.0))
-    route = Route(deployment=deployment.name, attempts=outcome.attempts)
+def _token_estimate(rt: Runtime, record: JobRecord) -> int:
     body = record.body
-    if outcome.reply is not None:
-        response = outcome.reply.response
-        usage = outcome.reply.usage or estimate_usage(record, response, rt.catalog)
-        cost = cost_of(usage, rt.catalog, deployment.name)
-        return JobResult(
-            id=record.id, status=JobStatus.SUCCEEDED, tenant=record.tenant, model=body.model,
-            kind=body.kind, response=response, usage=usage, cost_usd=cost / 1e9, route=route,
-            timings=timings, metadata=record.metadata, created_at=record.submitted_at,
-            finished_at=now, policy=record.policy,
-        ), cost
-    error = outcome.error or InternalError("no reply and no error from upstream")
-    return JobResult(
-        id=record.id, status=JobStatus.FAILED, tenant=record.tenant, model=body.model,
-        kind=body.kind, route=route, timings=timings, metadata=record.metadata,
-        error=ErrorInfo(code=error.code, message=error.message, retryable=error.retryable),
-        created_at=record.submitted_at, finished_at=now, policy=record.policy,
-    ), 0
+    output = 0 if body.kind == "embeddings" else (
+        body.output_cap or rt.settings.capacity.default_max_tokens)
+    return (record.input_tokens or 0) + output
+
+
+def _pressure(rt: Runtime, result: AttemptResult) -> bool:
+    if result.error is not None and result.error.code == "upstream_rate_limited":
+        return True
+    limits = result.rate_limits
+    floor = rt.settings.capacity.adaptive.low_remaining_requests
+    return bool(limits and limits.remaining_requests is not None
+                and limits.remaining_requests <= floor and floor > 0)
+
+
+async def _may_call(rt: Runtime, deployment: Deployment) -> bool:
+    """False while the deployment's circuit is open and someone else holds the probe."""
+    state = (await rt.deployment_states()).get(deployment.name)
+    if state is None or state.state != "open":
+        return True
+    cooldown = rt.settings.capacity.health.cooldown_s
+    if time.time() * 1000 - state.opened_at_ms < cooldown * 1000:
+        return False
+    return await rt.capacity.try_probe(deployment.name, cooldown)
+
+
+async def _one_attempt(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
+                       record: JobRecord, request: HttpRequest) -> tuple[AttemptResult, str]:
+    """Hold a gate place and a capacity lease for exactly one call."""
+    async with rt.gate(deployment.name).hold(record.lane):
+        lease = await rt.capacity.acquire(deployment, _token_estimate(rt, record),
+                                          record.deadline)
+        result = await attempt_once(rt.sender, adapter, deployment, record.body, request)
+        actual = 0
+        if result.reply is not None:
+            usage = result.reply.usage or estimate_usage(record, result.reply.response,
+                                                         rt.catalog)
+            actual = usage.total_tokens
+            outcome = "pressure" if _pressure(rt, result) else "ok"
+        elif result.error is not None and result.error.retryable:
+            outcome = "pressure" if _pressure(rt, result) else "error"
+        else:
+            outcome = "none"  # the job's fault (a 400), not the deployment's
+        state = await rt.capacity.release(deployment.name, lease, outcome, actual,
+                                          result.attempt.duration_ms,
+                                          deployment.capacity.tpm > 0)
+    return result, state
+
+
+async def _reroute(rt: Runtime, record: JobRecord, error: ErrorInfo | None) -> str:
+    route = record.route
+    route.tried = [*route.tried, record.deployment or ""]
+    route.last_error = error or route.last_error
+    await rt.redis.hset(js.job_key(record.id), mapping={
+        js.F_ROUTE: route.model_dump_json(), js.F_DEPLOYMENT: "", js.F_RUNS: 0})
+    return "reroute"
+
+
+async def _call(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
+                record: JobRecord) -> str:
+    request = adapter.build_request(deployment, record.body, deployment.api_key())
+    attempts = record.route.attempts
+    retry = rt.settings.retry
+    for attempt in range(1, retry.max_attempts + 1):
+        if not await _may_call(rt, deployment):
+            return await _reroute(rt, record, None)
+        result, state = await _one_attempt(rt, deployment, adapter, record, request)
+        attempts.append(result.attempt)
+        if result.reply is not None:
+            done, cost = succeeded_result(rt, record, deployment, result.reply)
+            stored = await rt.backend.finish(rt.redis, done, cost)
+            return "succeeded" if stored else "duplicate"
+        error = result.error
+        assert error is not None
+        if not error.retryable:
+            stored = await rt.backend.finish(rt.redis, failed_result(record, deployment, error),
+                                             0)
+            return "failed" if stored else "duplicate"
+        if state == "open" or attempt == retry.max_attempts:
+            break
+        await asyncio.sleep(backoff_delay(attempt, error.retry_after, retry, rt.rng))
+    last = attempts[-1]
+    return await _reroute(rt, record, ErrorInfo(
+        code=last.error_code or "upstream_error", retryable=True,
+        message=f"{deployment.name} failed {last.error_code} after retries"))
 
 
 async def _run_job(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
@@ -79,14 +157,19 @@ async def _run_job(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter
     record.deployment = deployment.name
     early = _precheck(rt, record, runs)
     if early is not None:
-        await rt.backend.finish(rt.redis, early, 0)
-        return early.status.value
-    async with rt.slots(deployment.name):
-        outcome = await call_upstream(rt.sender, adapter, deployment, record.body,
-                                      deployment.api_key(), rt.settings.retry, rt.rng)
-    result, cost = _result_of(rt, record, deployment, outcome)
-    stored = await rt.backend.finish(rt.redis, result, cost)
-    return result.status.value if stored else "duplicate"
+        status, exc = early
+        await rt.backend.finish(rt.redis, ended_early(record, status, exc), 0)
+        return status.value
+    try:
+        return await _call(rt, deployment, adapter, record)
+    except DeadlinePassed:
+        expired = ended_early(record, JobStatus.EXPIRED,
+                              JobExpired("the deadline passed while waiting for capacity"))
+        await rt.backend.finish(rt.redis, expired, 0)
+        return "expired"
+    except CapacityWaitExceeded:
+        await rt.redis.hset(js.job_key(record.id), js.F_RUNS, 0)
+        return "requeue"
 
 
 async def _end_overdue(rt: Runtime, records: list[JobRecord]) -> None:
@@ -96,8 +179,8 @@ async def _end_overdue(rt: Runtime, records: list[JobRecord]) -> None:
     await rt.backend.finish_many(rt.redis, ended)
 
 
-async def run_batch(rt: Runtime, deployment_name: str, job_ids: list[str]) -> dict[str, int]:
-    """Run every job of a batch on one deployment; returns counts by outcome.
+async def run_batch(rt: Runtime, deployment_name: str, job_ids: list[str]) -> BatchOutcome:
+    """Run every job of a batch on one deployment.
 
     The batch is bounded by the task time limit here, on the loop: Celery's thread pool
     does not enforce time limits, and a job still running past it must end `failed`
@@ -107,16 +190,23 @@ async def run_batch(rt: Runtime, deployment_name: str, job_ids: list[str]) -> di
     adapter = get_adapter(deployment.provider)
     claimed = await _claim(rt, job_ids)
     tasks = {
-        asyncio.ensure_future(_run_job(rt, deployment, adapter, job_id, record, runs)): record
+        asyncio.ensure_future(_run_job(rt, deployment, adapter, job_id, record, runs)): job_id
         for job_id, (record, runs) in zip(job_ids, claimed, strict=True)
     }
+    records = {job_id: record for job_id, (record, _) in zip(job_ids, claimed, strict=True)}
     done, pending = await asyncio.wait(tasks, timeout=rt.settings.model_task_time_limit_s)
     for task in pending:
         task.cancel()
-    overdue = [record for task in pending if (record := tasks[task]) is not None]
+    outcome = BatchOutcome()
+    overdue = [record for task in pending if (record := records[tasks[task]]) is not None]
     if overdue:
         await _end_overdue(rt, overdue)
-    outcomes = Counter(task.result() for task in done)
-    if overdue:
-        outcomes["time_limit"] = len(overdue)
-    return dict(outcomes)
+        outcome.counts["time_limit"] = len(overdue)
+    for task in done:
+        result = task.result()
+        outcome.counts[result] += 1
+        if result == "reroute":
+            outcome.reroute.append(tasks[task])
+        elif result == "requeue":
+            outcome.requeue.append(tasks[task])
+    return outcome

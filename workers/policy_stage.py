@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from broker import jobstore as js
 from broker.errors import JobCancelled, JobExpired
-from broker.jobstore import JobRecord
+from broker.jobstore import JobRecord, RouteState
 from broker.schemas import JobResult, JobStatus, PolicyInfo
 from workers.outcomes import ended_early, missing_payload
 from workers.routing_stage import choose_deployment
@@ -46,6 +46,7 @@ async def admit_batch(rt: Runtime, job_ids: list[str]) -> DispatchPlan:
     """Run the guards over every job of a batch, record the outcome, plan the dispatch."""
     plan = DispatchPlan()
     records = await load_records(rt.redis, job_ids)
+    states = await rt.deployment_states() if rt.settings.inline_routing else {}
     finished: list[tuple[JobResult, int]] = []
     async with rt.redis.pipeline(transaction=False) as pipe:
         for job_id, record in zip(job_ids, records, strict=True):
@@ -54,9 +55,12 @@ async def admit_batch(rt: Runtime, job_ids: list[str]) -> DispatchPlan:
                 continue
             if record.state.terminal:
                 continue
-            if record.state is not JobStatus.QUEUED and record.deployment:
+            if record.state is not JobStatus.QUEUED:
                 # A redelivered message: this job was admitted before; send it on again.
-                plan.to_model[(record.deployment, record.lane)].append(job_id)
+                if record.deployment:
+                    plan.to_model[(record.deployment, record.lane)].append(job_id)
+                else:
+                    plan.to_route.append(job_id)
                 continue
             early = _early_end(record)
             if early is not None:
@@ -84,8 +88,9 @@ async def admit_batch(rt: Runtime, job_ids: list[str]) -> DispatchPlan:
                 # The redacted body replaces the original: only it may leave the broker.
                 fields[js.F_BODY] = ctx.body.model_dump_json(exclude_none=True)
             if rt.settings.inline_routing:
-                deployment = choose_deployment(rt, record)
+                model, deployment = choose_deployment(rt, record, states)
                 fields[js.F_DEPLOYMENT] = deployment
+                fields[js.F_ROUTE] = RouteState(model=model).model_dump_json()
                 plan.to_model[(deployment, record.lane)].append(job_id)
             else:
                 plan.to_route.append(job_id)

@@ -13,7 +13,7 @@ from broker.catalog import Deployment, RetrySettings
 from broker.errors import UpstreamError
 from broker.schemas import Attempt, JobBody
 from workers.http import HttpSender
-from workers.providers.base import ProviderAdapter, RateLimitSignal, UpstreamReply
+from workers.providers.base import HttpRequest, ProviderAdapter, RateLimitSignal, UpstreamReply
 
 Sleep = Callable[[float], Awaitable[object]]
 # Exponents past this are far beyond any backoff_max_s and would only risk overflow.
@@ -60,43 +60,68 @@ async def call_upstream(
     sleep: Sleep = asyncio.sleep,
 ) -> CallOutcome:
     """Call the deployment, retrying retryable failures up to settings.max_attempts."""
-    # Built once: the request is identical on every attempt.
     request = adapter.build_request(deployment, body, api_key)
+    attempts: list[Attempt] = []
+    upstream_ms = 0.0
+    last_limits: RateLimitSignal | None = None
+    error: UpstreamError | None = None
+    for attempt in range(1, settings.max_attempts + 1):
+        result = await attempt_once(sender, adapter, deployment, body, request)
+        attempts.append(result.attempt)
+        upstream_ms += result.attempt.duration_ms
+        last_limits = result.rate_limits or last_limits
+        if result.reply is not None:
+            return CallOutcome(result.reply, None, attempts, upstream_ms, last_limits)
+        error = result.error
+        assert error is not None
+        if not error.retryable or attempt == settings.max_attempts:
+            break
+        await sleep(backoff_delay(attempt, error.retry_after, settings, rng))
+    return CallOutcome(None, error, attempts, upstream_ms, last_limits)
+
+
+@dataclass(slots=True)
+class AttemptResult:
+    """One upstream call: a reply or an error, and its record."""
+
+    reply: UpstreamReply | None
+    error: UpstreamError | None
+    attempt: Attempt
+    rate_limits: RateLimitSignal | None
+
+
+async def attempt_once(
+    sender: HttpSender,
+    adapter: ProviderAdapter,
+    deployment: Deployment,
+    body: JobBody,
+    request: HttpRequest,
+) -> AttemptResult:
+    """Send a built request once and translate what comes back."""
     # Adapters may expose rate_limits(headers); it lets error replies (429s above all)
     # report the provider's view of capacity too.
     read_limits: Callable[[Mapping[str, str]], RateLimitSignal] | None = getattr(
         adapter, "rate_limits", None
     )
-    name = deployment.name
-    timeout_s = deployment.timeout_s
-    max_attempts = settings.max_attempts
-    attempts: list[Attempt] = []
-    upstream_ms = 0.0
-    last_limits: RateLimitSignal | None = None
-    error: UpstreamError | None = None
-    for attempt in range(1, max_attempts + 1):
-        started = perf_counter()
-        try:
-            http = await sender.send(request, timeout_s)
-            if 200 <= http.status < 300:
-                reply = adapter.parse_reply(deployment, body, http)
-                duration_ms = (perf_counter() - started) * 1000.0
-                attempts.append(Attempt(deployment=name, status="ok", duration_ms=duration_ms))
-                return CallOutcome(
-                    reply, None, attempts, upstream_ms + duration_ms, reply.rate_limits
-                )
-            if read_limits is not None:
-                last_limits = read_limits(http.headers)
-            error = adapter.map_error(http)
-        except UpstreamError as exc:  # transport failures and unreadable 2xx bodies
-            error = exc
-        duration_ms = (perf_counter() - started) * 1000.0
-        upstream_ms += duration_ms
-        attempts.append(
-            Attempt(deployment=name, status="error", error_code=error.code,
-                    duration_ms=duration_ms)
-        )
-        if not error.retryable or attempt == max_attempts:
-            break
-        await sleep(backoff_delay(attempt, error.retry_after, settings, rng))
-    return CallOutcome(None, error, attempts, upstream_ms, last_limits)
+    started = perf_counter()
+    limits: RateLimitSignal | None = None
+    try:
+        http = await sender.send(request, deployment.timeout_s)
+        if 200 <= http.status < 300:
+            reply = adapter.parse_reply(deployment, body, http)
+            duration_ms = (perf_counter() - started) * 1000.0
+            return AttemptResult(
+                reply, None,
+                Attempt(deployment=deployment.name, status="ok", duration_ms=duration_ms),
+                reply.rate_limits)
+        if read_limits is not None:
+            limits = read_limits(http.headers)
+        error = adapter.map_error(http)
+    except UpstreamError as exc:  # transport failures and unreadable 2xx bodies
+        error = exc
+    duration_ms = (perf_counter() - started) * 1000.0
+    return AttemptResult(
+        None, error,
+        Attempt(deployment=deployment.name, status="error", error_code=error.code,
+                duration_ms=duration_ms),
+        limits)

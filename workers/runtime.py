@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -17,8 +18,10 @@ import redis.asyncio as aioredis
 
 from broker.backend import ResultBackend
 from broker.catalog import Catalog, load_catalog
+from policies.limits.gate import PriorityGate
 from policies.pipeline import PolicyPipeline
-from policies.routing import RoutingStrategy, get_strategy
+from policies.routing import RoutingStrategy, States, get_strategy
+from workers.capacity import CapacityStore
 from workers.http import HttpSender
 from workers.providers.base import get_adapter
 
@@ -58,7 +61,10 @@ class Runtime:
                                         daemon=True)
         self._thread.start()
         self.redis: aioredis.Redis = self.call(self._connect())
-        self._slots: dict[str, asyncio.Semaphore] = {}
+        self.capacity = CapacityStore(self.redis, catalog.broker.capacity)
+        self._gates: dict[str, PriorityGate] = {}
+        self._states: States = {}
+        self._states_at = 0.0
 
     async def _connect(self) -> aioredis.Redis:
         return aioredis.Redis.from_url(
@@ -66,13 +72,21 @@ class Runtime:
             health_check_interval=30, socket_keepalive=True,
         )
 
-    def slots(self, deployment: str) -> asyncio.Semaphore:
-        """The in-process cap on calls in flight to one deployment (its concurrency)."""
-        slot = self._slots.get(deployment)
-        if slot is None:
-            slot = asyncio.Semaphore(self.catalog.deployments[deployment].capacity.concurrency)
-            self._slots[deployment] = slot
-        return slot
+    def gate(self, deployment: str) -> PriorityGate:
+        """The in-process cap on calls to one deployment, interactive lane first."""
+        gate = self._gates.get(deployment)
+        if gate is None:
+            gate = PriorityGate(self.catalog.deployments[deployment].capacity.concurrency)
+            self._gates[deployment] = gate
+        return gate
+
+    async def deployment_states(self, max_age_s: float = 0.5) -> States:
+        """Every deployment's shared state, re-read at most every `max_age_s`."""
+        now = time.monotonic()
+        if now - self._states_at > max_age_s:
+            self._states = await self.capacity.snapshot(list(self.catalog.deployments.values()))
+            self._states_at = now
+        return self._states
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run a coroutine on the worker loop and wait for its result from a pool thread."""

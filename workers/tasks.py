@@ -92,4 +92,10 @@ def model(deployment: str, job_ids: list[str]) -> dict[str, int]:
     rt = get_runtime()
     if deployment not in rt.catalog.deployments:
         raise ValueError(f"unknown deployment {deployment!r}")
-    return rt.call(model_stage.run_batch(rt, deployment, _valid_ids(job_ids)))
+    outcome = rt.call(model_stage.run_batch(rt, deployment, _valid_ids(job_ids)))
+    for chunk in _chunks(outcome.reroute, rt.settings.batch_size):
+        app.send_task(ROUTE_TASK, args=[chunk])
+    for chunk in _chunks(outcome.requeue, rt.settings.batch_size):
+        app.send_task(MODEL_TASK, args=[deployment, chunk], queue=model_queue(deployment),
+                      priority=LANE_PRIORITY["batch"])
+    return dict(outcome.counts)

@@ -6,7 +6,7 @@ import random
 from collections.abc import Sequence
 
 from broker.catalog import Deployment
-from policies.routing.base import register_strategy
+from policies.routing.base import States, register_strategy
 
 
 @register_strategy("weighted")
@@ -16,7 +16,7 @@ class Weighted:
     name = "weighted"
 
     def choose(self, candidates: Sequence[Deployment], input_tokens: int,
-               rng: random.Random) -> Deployment:
+               rng: random.Random, states: States) -> Deployment:
         """One deployment, drawn by weight."""
         if len(candidates) == 1:
             return candidates[0]

@@ -1,0 +1,1 @@
+"""Limits: capacity windows and local gates, separate from where their state lives."""

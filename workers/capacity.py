@@ -1,0 +1,133 @@
+"""Global capacity of each deployment, in Redis, shared by every worker on every host.
+
+A call takes a lease (concurrency), one request (RPM) and a token estimate (TPM) in one
+Lua script, and gives them back with the real usage in another; the same release feeds
+the adaptive factor (multiplicative decrease on pressure, additive increase on success),
+the latency EWMA and the circuit breaker. Leases expire, so a worker killed mid-call
+frees its slot after the call timeout plus a margin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from broker import keys
+from broker.catalog import CapacitySettings, Deployment
+from policies.routing import DeploymentState
+
+_ACQUIRE = resources.files("broker").joinpath("lua/acquire.lua").read_text()
+_RELEASE = resources.files("broker").joinpath("lua/release.lua").read_text()
+
+
+class CapacityWaitExceeded(Exception):
+    """A job waited longer than max_wait_s for capacity; it goes back to its queue."""
+
+
+class DeadlinePassed(Exception):
+    """The job's deadline passed while it waited for capacity."""
+
+
+@dataclass(slots=True)
+class Lease:
+    """One call's hold on a deployment's capacity."""
+
+    lease_id: str
+    bucket: int
+    reserved_tokens: int
+
+
+class CapacityStore:
+    """The Redis side of deployment capacity."""
+
+    def __init__(self, client: aioredis.Redis, settings: CapacitySettings) -> None:
+        self.client = client
+        self.settings = settings
+        self._acquire: Any = client.register_script(_ACQUIRE)
+        self._release: Any = client.register_script(_RELEASE)
+
+    @staticmethod
+    def _keys(deployment: str) -> list[str]:
+        scope = f"dep:{deployment}"
+        return [keys.capacity_leases(scope), keys.capacity_ledger(scope),
+                keys.deployment_state(deployment)]
+
+    async def try_acquire(self, deployment: Deployment, tokens: int) -> Lease | float:
+        """A lease, or the milliseconds to wait before trying again."""
+        capacity = deployment.capacity
+        lease_id = uuid.uuid4().hex
+        ttl_ms = int((deployment.timeout_s + self.settings.lease_margin_s) * 1000)
+        reply = await self._acquire(
+            keys=self._keys(deployment.name),
+            args=[keys.capacity_prefix(f"dep:{deployment.name}"), int(time.time() * 1000),
+                  lease_id, ttl_ms, capacity.concurrency, capacity.rpm, capacity.tpm, tokens,
+                  self.settings.window_s])
+        if int(reply[0]) == 1:
+            return Lease(lease_id, int(reply[1]), int(reply[2]) if capacity.tpm else 0)
+        return float(reply[2])
+
+    async def acquire(self, deployment: Deployment, tokens: int,
+                      deadline: float | None) -> Lease:
+        """Wait for capacity; raises DeadlinePassed or CapacityWaitExceeded."""
+        waited_until = time.monotonic() + self.settings.max_wait_s
+        while True:
+            got = await self.try_acquire(deployment, tokens)
+            if isinstance(got, Lease):
+                return got
+            if deadline is not None and time.time() >= deadline:
+                raise DeadlinePassed
+            if time.monotonic() >= waited_until:
+                raise CapacityWaitExceeded
+            await asyncio.sleep(min(got, 1000.0) / 1000.0)
+
+    async def release(self, deployment: str, lease: Lease, outcome: str, actual_tokens: int,
+                      latency_ms: float, tpm_on: bool) -> str:
+        """Give the lease back and settle; returns the circuit state after this outcome."""
+        adaptive = self.settings.adaptive
+        state = await self._release(
+            keys=self._keys(deployment),
+            args=[keys.capacity_prefix(f"dep:{deployment}"), lease.lease_id, lease.bucket,
+                  lease.reserved_tokens, actual_tokens if tpm_on else 0, outcome,
+                  int(time.time() * 1000), round(latency_ms, 3), adaptive.increase_step,
+                  adaptive.decrease_factor, adaptive.min_factor,
+                  int(adaptive.decrease_interval_s * 1000),
+                  self.settings.health.failure_threshold, 1 if tpm_on else 0])
+        return str(state)
+
+    async def snapshot(self, deployments: list[Deployment]) -> dict[str, DeploymentState]:
+        """Current state of several deployments in one round trip."""
+        now_ms = int(time.time() * 1000)
+        sec = now_ms // 1000
+        window = self.settings.window_s
+        async with self.client.pipeline(transaction=False) as pipe:
+            for deployment in deployments:
+                leases, _ledger, state = self._keys(deployment.name)
+                prefix = keys.capacity_prefix(f"dep:{deployment.name}")
+                pipe.hgetall(state)
+                pipe.zcount(leases, now_ms, "+inf")
+                pipe.mget([f"{prefix}r:{s}" for s in range(sec - window + 1, sec + 1)])
+                pipe.mget([f"{prefix}t:{s}" for s in range(sec - window + 1, sec + 1)])
+            replies = await pipe.execute()
+        states: dict[str, DeploymentState] = {}
+        for index, deployment in enumerate(deployments):
+            raw, in_flight, requests, tokens = replies[4 * index:4 * index + 4]
+            states[deployment.name] = DeploymentState(
+                name=deployment.name, factor=float(raw.get("factor", 1.0)),
+                ewma_ms=float(raw["ewma_ms"]) if "ewma_ms" in raw else None,
+                state=raw.get("state", "closed"), opened_at_ms=float(raw.get("opened_at", 0)),
+                in_flight=int(in_flight),
+                requests_in_window=sum(int(v) for v in requests if v),
+                tokens_in_window=sum(int(v) for v in tokens if v))
+        return states
+
+    async def try_probe(self, deployment: str, cooldown_s: float) -> bool:
+        """Claim the single probe of a half-open deployment."""
+        claimed = await self.client.set(keys.probe_lock(deployment), "1", nx=True,
+                                        px=int(cooldown_s * 1000))
+        return bool(claimed)
