@@ -34,6 +34,8 @@ class Sizes:
     scaling_jobs: int
     capacity_jobs: int
     rpm_jobs: int
+    rpm: int
+    rpm_window_s: int
     memory_rounds: int
     memory_round_jobs: int
     stall_s: float
@@ -45,8 +47,9 @@ class Sizes:
         return cls(quick=False, throughput_jobs=10_000, queued_probe_jobs=2_000, warmup_jobs=500,
                    transport_jobs=2_000, naive_jobs=5_000, ceiling_jobs=10_000,
                    ceiling_httpx_jobs=1_500, latency_jobs=1_000, latency_rate=10.0,
-                   scaling_jobs=4_000, capacity_jobs=5_000, rpm_jobs=1_000, memory_rounds=5,
-                   memory_round_jobs=10_000, stall_s=30.0, run_budget_s=240.0)
+                   scaling_jobs=4_000, capacity_jobs=5_000, rpm_jobs=2_000, rpm=6_000,
+                   rpm_window_s=5, memory_rounds=5, memory_round_jobs=10_000, stall_s=30.0,
+                   run_budget_s=240.0)
 
     @classmethod
     def smoke(cls) -> Sizes:
@@ -54,8 +57,9 @@ class Sizes:
         return cls(quick=True, throughput_jobs=1_000, queued_probe_jobs=200, warmup_jobs=100,
                    transport_jobs=200, naive_jobs=500, ceiling_jobs=1_000,
                    ceiling_httpx_jobs=200, latency_jobs=100, latency_rate=10.0,
-                   scaling_jobs=500, capacity_jobs=500, rpm_jobs=200, memory_rounds=1,
-                   memory_round_jobs=1_000, stall_s=20.0, run_budget_s=60.0)
+                   scaling_jobs=500, capacity_jobs=500, rpm_jobs=300, rpm=3_000,
+                   rpm_window_s=2, memory_rounds=1, memory_round_jobs=1_000, stall_s=20.0,
+                   run_budget_s=60.0)
 
 
 def deployment(upstream: str, *, concurrency: int = CAPACITY, rpm: int = 0,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections import Counter
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,9 +38,10 @@ class Infra:
 
     def _sim_call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.upstream}{path}", data=data, method=method,
+        url = f"{self.upstream}{path}"  # the simulator's own http:// URL
+        request = urllib.request.Request(url, data=data, method=method,  # noqa: S310
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310 - local URL
+        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
             return json.loads(reply.read())
 
     def upstream_stats(self) -> dict[str, Any]:

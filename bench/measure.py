@@ -39,10 +39,14 @@ class Measured:
     peak_rss_mb: dict[str, float]
     worker_errors: list[str] = field(default_factory=list)
     upstream: dict[str, Any] = field(default_factory=dict)
+    started_at: float = 0.0
+    finish_times: list[float] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready figures."""
-        return asdict(self)
+        """JSON-ready figures (without the per-job finish times)."""
+        figures = asdict(self)
+        figures.pop("finish_times")
+        return figures
 
 
 def wait_results(client: Client, ids: list[str], stall_s: float,
@@ -129,6 +133,7 @@ def run_jobs(run: BrokerRun, jobs: list[dict[str, Any]], label: str, stall_s: fl
         upstream={"requests": stats.get("requests_total", 0),
                   "peak_in_flight": stats.get("peak_in_flight", 0),
                   "by_status": stats.get("by_status", {})},
+        started_at=started, finish_times=sorted(r.finished_at for r in results),
     )
     log(f"  {label}: {done:,}/{len(jobs):,} in {elapsed:.1f} s = {measured.jobs_per_s:,.0f} "
         f"jobs/s; broker CPU {measured.broker_cpu_ms_per_job:.2f} ms/job "

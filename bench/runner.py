@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import meta, report
+from bench import meta, redisstats, report
 from bench.config import Sizes
 from bench.harness import infra
 from bench.progress import log
@@ -51,10 +51,12 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds the context managers: children get stopped
 
 
-def run_scenarios(names: list[str], sizes: Sizes, work_dir: Path) -> dict[str, dict[str, Any]]:
+def run_scenarios(names: list[str], sizes: Sizes, work_dir: Path,
+                  facts: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Run each scenario in order; a failing one is recorded and the rest still run."""
     results: dict[str, dict[str, Any]] = {}
     with infra(work_dir) as shared:
+        facts["redis"] = redisstats.version(shared.redis)
         ctx = Context(shared, sizes, results)
         for name in names:
             started = time.monotonic()
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     failed = True
     try:
-        results = run_scenarios(args.scenarios, sizes, work_dir)
+        results = run_scenarios(args.scenarios, sizes, work_dir, facts)
         failed = any("error" in result for result in results.values())
     finally:
         if failed or args.keep_logs:

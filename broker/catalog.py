@@ -148,7 +148,8 @@ class HealthSettings(Strict):
 class CapacitySettings(Strict):
     """Global capacity enforcement shared by every model worker."""
 
-    window_s: int = Field(60, ge=1, description="The RPM/TPM sliding window.")
+    window_s: int = Field(
+        60, ge=1, le=3600, description="The RPM/TPM sliding window; limits scale to it.")
     lease_margin_s: float = Field(
         5.0, ge=0, description="Lease lifetime beyond the call timeout (a dead worker's slot "
                                "frees after timeout_s + this).")

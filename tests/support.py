@@ -23,6 +23,7 @@ def deployment(name: str, upstream: str, model: str, concurrency: int = 16,
             "price": {"input_per_1m": price_in, "output_per_1m": price_out}, **extra}
 
 
+
 def make_catalog(upstream: str, concurrency: int = 16, **broker: Any) -> dict[str, Any]:
     """Two models over three deployments, two tenants."""
     return {

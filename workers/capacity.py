@@ -26,6 +26,10 @@ _ACQUIRE = resources.files("broker").joinpath("lua/acquire.lua").read_text()
 _RELEASE = resources.files("broker").joinpath("lua/release.lua").read_text()
 
 
+def _per_window(per_minute: int, window_s: int) -> int:
+    return 0 if per_minute <= 0 else max(1, per_minute * window_s // 60)
+
+
 class CapacityWaitExceeded(Exception):
     """A job waited longer than max_wait_s for capacity; it goes back to its queue."""
 
@@ -61,13 +65,16 @@ class CapacityStore:
     async def try_acquire(self, deployment: Deployment, tokens: int) -> Lease | float:
         """A lease, or the milliseconds to wait before trying again."""
         capacity = deployment.capacity
+        window = self.settings.window_s
+        # Limits are per minute; a shorter window (tests) gets the proportional share.
+        rpm = _per_window(capacity.rpm, window)
+        tpm = _per_window(capacity.tpm, window)
         lease_id = uuid.uuid4().hex
         ttl_ms = int((deployment.timeout_s + self.settings.lease_margin_s) * 1000)
         reply = await self._acquire(
             keys=self._keys(deployment.name),
             args=[keys.capacity_prefix(f"dep:{deployment.name}"), int(time.time() * 1000),
-                  lease_id, ttl_ms, capacity.concurrency, capacity.rpm, capacity.tpm, tokens,
-                  self.settings.window_s])
+                  lease_id, ttl_ms, capacity.concurrency, rpm, tpm, tokens, window])
         if int(reply[0]) == 1:
             return Lease(lease_id, int(reply[1]), int(reply[2]) if capacity.tpm else 0)
         return float(reply[2])

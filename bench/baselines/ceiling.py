@@ -55,8 +55,8 @@ async def _make_call(stack: AsyncExitStack, client: str, url: str, concurrency: 
             return reply.status_code == 200
 
         return call_httpx
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network look-ups
+    litellm: Any = importlib.import_module("litellm")
 
     router = litellm.Router(model_list=[{"model_name": "bench", "litellm_params": {
         "model": f"openai/{UPSTREAM_MODEL}", "api_base": f"{url}/v1", "api_key": "sk-bench"}}])

@@ -1,4 +1,4 @@
-"""The simulated provider: an aiohttp app speaking the OpenAI API, plus /_sim control routes."""
+"""The simulated provider: an aiohttp app speaking four providers' APIs, plus /_sim routes."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pydantic
 from aiohttp import web
 
-from broker.simulator import openai_format
+from broker.simulator import anthropic_format, azure_format, gemini_format, openai_format
 from broker.simulator.behaviour import Behaviour, Outcome, parse_outcome
 from broker.simulator.openai_format import Call, Endpoint, ErrorKind, InvalidRequestError
 from broker.simulator.settings import SimSettings, describe_errors
@@ -77,8 +77,10 @@ class Simulator:
     def build_app(self) -> web.Application:
         """The aiohttp application with every route mounted."""
         app = web.Application(client_max_size=32 * 1024 * 1024)
-        for endpoint in openai_format.ENDPOINTS:
+        for endpoint in (*openai_format.ENDPOINTS, *anthropic_format.ENDPOINTS):
             app.router.add_post(endpoint.path, self._inference_handler(endpoint))
+        for path, bind in (*azure_format.PATH_ENDPOINTS, *gemini_format.PATH_ENDPOINTS):
+            app.router.add_post(path, self._bound_handler(bind))
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/_sim/health", self.health)
         app.router.add_get("/_sim/stats", self.get_stats)
@@ -100,6 +102,13 @@ class Simulator:
     def _inference_handler(self, endpoint: Endpoint) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             return await self.inference(request, endpoint)
+
+        return handle
+
+    def _bound_handler(self, bind: Callable[[Mapping[str, str]], Endpoint]) -> Handler:
+        # The endpoint needs the path (a model or deployment name) and query to parse a request.
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self.inference(request, bind({**request.query, **request.match_info}))
 
         return handle
 

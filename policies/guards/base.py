@@ -127,7 +127,8 @@ def register_guard(name: str) -> Callable[[Callable[[], Guard]], Callable[[], Gu
 
 
 _CONTENT_REGISTRY: dict[str, ContentGuardFactory] = {}
-_CONTENT_MODULES: tuple[str, ...] = ()
+_CONTENT_MODULES: tuple[str, ...] = (
+    "policies.guards.pii", "policies.guards.injection", "policies.guards.deny_list")
 
 
 def register_content_guard(name: str) -> Callable[[ContentGuardFactory], ContentGuardFactory]:

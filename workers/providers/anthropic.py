@@ -204,11 +204,12 @@ def convert_message(data: Mapping[str, Any], model: str) -> dict[str, Any]:
             calls.append({"id": block.get("id", ""), "type": "function",
                           "function": {"name": block.get("name", ""),
                                        "arguments": json.dumps(block.get("input") or {})}})
-    message: dict[str, Any] = {"role": "assistant",
-                               "content": "".join(texts) if texts or not calls else None}
+    finish = FINISH_REASONS.get(str(data.get("stop_reason")), "stop")
+    # Like OpenAI, no text is null content when the reply is tool calls or a refusal.
+    empty = None if calls or finish == "content_filter" else ""
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else empty}
     if calls:
         message["tool_calls"] = calls
-    finish = FINISH_REASONS.get(str(data.get("stop_reason")), "stop")
     return {"id": data.get("id", ""), "object": "chat.completion", "created": int(time.time()),
             "model": data.get("model") or model,
             "choices": [{"index": 0, "message": message, "logprobs": None,

@@ -97,7 +97,13 @@ def registered_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-_BUILTIN_MODULES = ("workers.providers.openai",)
+_BUILTIN_MODULES = (
+    "workers.providers.openai",
+    "workers.providers.azure",
+    "workers.providers.anthropic",
+    "workers.providers.gemini",
+    "workers.providers.presets",
+)
 _builtins_loaded = False
 
 

@@ -1,0 +1,95 @@
+"""Markdown sections of scenarios 4-7 and the worker errors seen during the run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.markdown import Results, num, table
+from bench.scenarios.common import dig
+
+
+def scaling_section(results: Results, chart: str | None) -> str:
+    """Scenario 4."""
+    s = results.get("scaling")
+    if not s or "error" in s:
+        return ""
+    head = ("model processes", "capacity", "jobs/s", "limit (capacity / latency)",
+            "share of limit", "broker CPU ms/job", "peak in flight", "lost")
+    rows = [(p["processes"], p["capacity"], num(p["jobs_per_s"]), num(p["limit_jobs_per_s"]),
+             num(p["share_of_limit"], "{:.0%}"), num(p["broker_cpu_ms_per_job"], "{:.2f}"),
+             p["peak_in_flight"], p["lost"])
+            for p in [*s["by_processes"], *s["by_capacity"][:-1]]]
+    text = f"## 4. Scaling ({s['jobs']:,} jobs per point)\n\n" + table(head, rows)
+    return text + (f"\n\n![scaling]({chart})" if chart else "")
+
+
+def capacity_section(results: Results) -> str:
+    """Scenario 5."""
+    c = results.get("capacity")
+    if not c or "error" in c:
+        return ""
+    conc, rpm = c["concurrency"], c["rpm"]
+    rows = [(f"concurrency {conc['configured_concurrency']} (provider 429s beyond it)",
+             num(conc["limit_jobs_per_s"]), num(conc["jobs_per_s"]),
+             num(conc["fidelity"], "{:.0%}"),
+             f"peak in flight {conc['peak_in_flight']}, {conc['upstream_429']} x 429"),
+            (f"{rpm['configured_rpm']:,} RPM (window {rpm['window_s']} s)",
+             num(rpm["limit_jobs_per_s"]), num(rpm["steady_jobs_per_s"]),
+             num(rpm["fidelity"], "{:.0%}"),
+             f"busiest window {rpm['busiest_window']:,} of {rpm['allowed_per_window']:,} "
+             "allowed" + ("" if rpm["enforced"] else f"; NOT enforced: {rpm['note']}"))]
+    return "## 5. Capacity fidelity\n\n" + table(
+        ("deployment", "configured jobs/s", "achieved jobs/s (RPM: after the first window)",
+         "achieved / configured", "notes"), rows)
+
+
+def memory_section(results: Results, chart: str | None) -> str:
+    """Scenario 6."""
+    m = results.get("memory")
+    if not m or "error" in m:
+        return ""
+    idle = m["idle_mb"]
+    rows: list[tuple[Any, ...]] = [("idle, after start", "-", num(idle["gateway"], "{:.1f}"),
+                                    num(idle["model"], "{:.1f}"), "-")]
+    for r in m["rounds"]:
+        peak = r["peak_under_load_mb"]
+        rows.append((f"after {r['jobs_so_far']:,} jobs", num(r["jobs_per_s"]),
+                     f"{r['rss_after_mb']['gateway']:.1f} (peak {peak['gateway']:.1f})",
+                     f"{r['rss_after_mb']['model']:.1f} (peak {peak['model']:.1f})",
+                     f"{peak['producer']:.1f}"))
+    growth = m["growth_first_to_last"]
+    text = "\n".join([
+        "## 6. Memory (RSS, MiB)", "",
+        table(("point", "jobs/s", "gateway worker", "model worker", "producer peak"), rows), "",
+        f"- growth {m['growth_span']}: " + ", ".join(
+            f"{g} {num(v, '{:+.1%}')}" for g, v in growth.items()),
+        f"- producer RSS for a 1,000,000-line batch: {m['producer_1m_line_batch']}"])
+    return text + (f"\n\n![memory]({chart})" if chart else "")
+
+
+def tokenizer_section(results: Results) -> str:
+    """Scenario 7."""
+    t = results.get("tokenizer")
+    if not t or "error" in t:
+        return ""
+    rows = [(f"{p['input_tokens']:,}", p["counted"], num(p["us_per_job"], "{:,.1f}"),
+             num(p["share_of_cpu_budget"], "{:.0%}")) for p in t["points"]]
+    return (f"## 7. Tokenizer cost ({t['encoding']}, broker.tokens.count_chat)\n\n"
+            + table(("input tokens", "counted (with framing)", "µs per job",
+                     f"share of the {t['cpu_budget_ms_per_job']} ms/job budget"), rows))
+
+
+def problems_section(results: Results) -> str:
+    """Scenario failures, lost jobs and worker log errors, so no figure hides them."""
+    lines: list[str] = []
+    for name, result in results.items():
+        if "error" in result:
+            lines.append(f"- scenario `{name}` failed: {result['error']}")
+    for path in (("throughput", "broker"), ("transport", "httpx"), ("baselines", "naive")):
+        run = dig(results, *path)
+        if run and run.get("lost"):
+            lines.append(f"- {'/'.join(path)}: {run['lost']:,} of {run['jobs']:,} jobs did not "
+                         "finish")
+        for error in (run or {}).get("worker_errors", []):
+            lines.append(f"- {'/'.join(path)} worker log: `{error}`")
+    return "## Problems seen during the run\n\n" + "\n".join(lines) if lines else ""
