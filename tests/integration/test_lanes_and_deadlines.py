@@ -1,0 +1,62 @@
+"""An interactive job overtakes a deep batch backlog; a job past its deadline never runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from broker.backend import read_results
+from broker.cluster import LocalCluster
+from broker.schemas import JobStatus
+from tests.support import chat_job, client_for, running_cluster
+
+BACKLOG = 10_000
+
+
+@pytest.fixture(scope="module")
+def slow_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """Capacity 8 at 100 ms: about 80 jobs/s, so a backlog of 10,000 stays deep."""
+    tmp: Path = tmp_path_factory.mktemp("lanes")
+    with running_cluster(tmp, "--latency", "100", concurrency=8) as (cluster, _):
+        yield cluster
+
+
+def test_interactive_job_starts_before_a_queued_batch_backlog(slow_cluster: LocalCluster) -> None:
+    with client_for(slow_cluster) as client:
+        backlog = client.submit_many(
+            [chat_job("chat-large", "alpha", f"batch {i}") for i in range(BACKLOG)],
+            priority="batch")
+        time.sleep(1.0)  # let the backlog reach the model queue
+        urgent = client.submit(chat_job("chat-large", "alpha", "urgent", priority="interactive"))
+        result = urgent.result(timeout=60)
+        done = read_results(client.redis, [h.id for h in backlog])
+        finished_before = sum(1 for found in done if found is not None)
+        for handle in backlog:  # stop the backlog; its jobs end cancelled
+            handle.cancel()
+    assert result.status is JobStatus.SUCCEEDED
+    # Only what was already running or held by the worker when it arrived went first.
+    assert finished_before < BACKLOG * 0.05, finished_before
+
+
+def test_job_past_its_deadline_ends_expired_without_calling_upstream(
+        slow_cluster: LocalCluster) -> None:
+    sentinel = "DEADLINE-SENTINEL-41"
+    with client_for(slow_cluster) as client:
+        backlog = client.submit_many([chat_job("chat-large", "alpha", f"fill {i}")
+                                      for i in range(600)], priority="batch")
+        deadline = datetime.now(UTC) + timedelta(seconds=1)
+        late = client.submit(chat_job("chat-large", "alpha", sentinel, priority="batch",
+                                      deadline=deadline.isoformat()))
+        result = late.result(timeout=120)
+        for handle in backlog:
+            handle.cancel()
+    assert result.status is JobStatus.EXPIRED
+    assert result.error is not None
+    assert result.error.code == "deadline_exceeded"
+    assert result.usage.total_tokens == 0
+    seen = slow_cluster.upstream_requests()["requests"]
+    assert all(sentinel not in entry["text"] for entry in seen)
