@@ -68,7 +68,7 @@ def capacity_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local
 def _post(url: str, payload: Any, method: str = "POST") -> Any:
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), method=method,
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310 - local URL
+    with urllib.request.urlopen(request, timeout=10) as reply:
         return json.loads(reply.read())
 
 
