@@ -12,6 +12,7 @@ from broker.errors import BrokerError
 # Each module exposes `register(subparsers)`, which adds its parser and sets `func`.
 COMMAND_MODULES = (
     "broker.cli.demo",
+    "broker.cli.status",
     "broker.cli.submit",
     "broker.cli.upstream",
     "broker.cli.usage",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -60,3 +64,33 @@ def test_job_past_its_deadline_ends_expired_without_calling_upstream(
     assert result.usage.total_tokens == 0
     seen = slow_cluster.upstream_requests()["requests"]
     assert all(sentinel not in entry["text"] for entry in seen)
+
+
+def test_status_shows_backlog_in_flight_and_health(slow_cluster: LocalCluster) -> None:
+    with client_for(slow_cluster) as client:
+        backlog = client.submit_many([chat_job("chat-large", "alpha", f"s{i}")
+                                      for i in range(800)], priority="batch")
+        # Earlier tests left cancelled jobs to drain; wait until calls are in flight.
+        deadline = time.monotonic() + 60
+        while True:
+            shown = subprocess.run([sys.executable, "-m", "broker.cli.main", "status",
+                                    "--format", "json"], env={**os.environ, **slow_cluster.env},
+                                   capture_output=True, text=True, timeout=60, check=True)
+            status = json.loads(shown.stdout)
+            large = next(d for d in status["deployments"] if d["name"] == "large-a")
+            if large["in_flight"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        table = subprocess.run([sys.executable, "-m", "broker.cli.main", "status"],
+                               env={**os.environ, **slow_cluster.env, "COLUMNS": "200"},
+                               capture_output=True,
+                               text=True, timeout=60, check=True)
+        for handle in backlog:
+            handle.cancel()
+    assert large["queue"]["depth"] > 0
+    assert large["queue"]["oldest_age_s"] > 0.5
+    assert 1 <= large["in_flight"] <= large["concurrency"] == 8
+    assert large["health"] == "closed"
+    assert large["latency_ms"] > 90  # the simulated provider answers in 100 ms
+    assert "large-a" in table.stdout
+    assert "Deployments" in table.stdout
