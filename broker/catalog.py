@@ -90,6 +90,8 @@ class ModelSpec(Strict):
 
 
 GuardMode = Literal["off", "log", "redact", "block"]
+JobKind = Literal["chat", "embeddings"]
+JOB_KINDS: tuple[JobKind, ...] = ("chat", "embeddings")
 
 
 class GuardSettings(Strict):
@@ -100,18 +102,48 @@ class GuardSettings(Strict):
                                     description="Validated by the guard plug-in itself.")
 
 
+class RateLimits(Strict):
+    """Global limits on a tenant's traffic (0 = no limit)."""
+
+    rpm: int = Field(0, ge=0)
+    tpm: int = Field(0, ge=0)
+    concurrency: int = Field(0, ge=0, description="Upstream calls in flight at most.")
+
+
+class Budget(Strict):
+    """Spending caps; jobs past a hard cap end `budget_exceeded` (0 = no cap)."""
+
+    tokens_per_day: int = Field(0, ge=0)
+    tokens_per_month: int = Field(0, ge=0)
+    usd_per_month: float = Field(0.0, ge=0)
+    soft_threshold: float = Field(
+        0.8, gt=0, le=1, description="Share of a cap that raises a warning event.")
+
+
 class Tenant(Strict):
     """A caller of the broker, identified by the SHA-256 of its API key."""
 
-    key_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    key_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        None, description="A static key; keys made with `aibroker tenants` live in Redis.")
     allowed_models: list[str] = Field(default_factory=list, description="Empty = none allowed.")
+    allowed_kinds: list[JobKind] = Field(default_factory=lambda: list(JOB_KINDS))
+    max_lane: Literal["interactive", "batch"] = Field(
+        "interactive", description="batch: the tenant may not use the interactive lane.")
     max_input_tokens: int = Field(32_000, ge=1)
+    max_output_tokens: int | None = Field(None, ge=1, description="Cap on max_tokens asked.")
+    limits: RateLimits = RateLimits()
+    model_limits: dict[str, RateLimits] = Field(default_factory=dict,
+                                                description="Per model for this tenant.")
+    on_limit: Literal["queue", "reject"] = Field(
+        "queue", description="Over a rate limit: wait in the queue, or end rate_limited.")
+    budget: Budget = Budget()
+    model_budgets: dict[str, Budget] = Field(default_factory=dict)
     guards: dict[str, GuardSettings] = Field(
         default_factory=dict, description="Content guards by plug-in name, run in this order.")
 
     def key_matches(self, key_sha256: str) -> bool:
-        """Constant-time comparison of a presented key's hash against the stored one."""
-        return hmac.compare_digest(key_sha256, self.key_sha256)
+        """Constant-time comparison of a presented key's hash against the static one."""
+        return self.key_sha256 is not None and hmac.compare_digest(key_sha256, self.key_sha256)
 
     def allows(self, model: str) -> bool:
         """Whether the tenant may call this logical model (shell-style wildcards)."""
@@ -172,6 +204,12 @@ class BrokerSettings(Strict):
     usage_retention_days: int = Field(400, ge=1)
     batch_size: int = Field(64, ge=1, le=1000, description="Jobs carried by one queue message.")
     max_redeliveries: int = Field(3, ge=0, description="Worker losses before a job fails.")
+    key_rotation_grace_s: int = Field(
+        86_400, ge=0, description="How long a rotated-out tenant key keeps working.")
+    audit_max_entries: int = Field(1_000_000, ge=1000, description="Audit stream length cap.")
+    audit_retention_days: int = Field(90, ge=1, description="Audit entries older are trimmed.")
+    catalog_reload_s: float = Field(
+        2.0, ge=0, description="How often workers look for catalog changes (0 = never).")
     inline_routing: bool = Field(True, description="Policy workers route in-process.")
     gateway_concurrency: int = Field(4, ge=1, description="Threads of a policy/route worker.")
     http_transport: Literal["aiohttp", "httpx"] = Field(

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 
 from broker import jobstore as js
 from broker.catalog import Deployment
-from broker.errors import BrokerError, InternalError, JobCancelled, JobExpired, TimeLimitExceeded
+from broker.errors import (
+    BrokerError,
+    InternalError,
+    JobCancelled,
+    JobExpired,
+    TimeLimitExceeded,
+    UpstreamError,
+)
 from broker.jobstore import JobRecord
 from broker.schemas import ErrorInfo, JobStatus
 from workers.capacity import CapacityWaitExceeded, DeadlinePassed
@@ -120,7 +127,11 @@ async def _reroute(rt: Runtime, record: JobRecord, error: ErrorInfo | None) -> s
 
 async def _call(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
                 record: JobRecord) -> str:
-    request = adapter.build_request(deployment, record.body, deployment.api_key())
+    try:
+        request = adapter.build_request(deployment, record.body, deployment.api_key())
+    except UpstreamError as refused:  # e.g. embeddings sent to a chat-only provider
+        stored = await rt.backend.finish(rt.redis, failed_result(record, deployment, refused), 0)
+        return "failed" if stored else "duplicate"
     attempts = record.route.attempts
     retry = rt.settings.retry
     for attempt in range(1, retry.max_attempts + 1):

@@ -27,7 +27,8 @@ CATALOG = parse_catalog({
 
 
 def _body(model: str = "chat", text: str = "hi") -> JobBody:
-    return JobBody(model=model, messages=[{"role": "user", "content": text}])  # type: ignore[list-item]
+    return JobBody.model_validate({"model": model,
+                                   "messages": [{"role": "user", "content": text}]})
 
 
 @pytest.mark.parametrize(("body", "key", "code"), [
@@ -59,7 +60,7 @@ def test_weighted_routing_follows_weights() -> None:
     strategy = get_strategy("weighted")
     rng = random.Random(5)
     deployments = CATALOG.models["chat"].deployments
-    picks = Counter(strategy.choose(deployments, 10, rng).name for _ in range(4000))
+    picks = Counter(strategy.choose(deployments, 10, rng, {}).name for _ in range(4000))
     assert 0.72 < picks["a"] / 4000 < 0.78
 
 
