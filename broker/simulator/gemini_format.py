@@ -125,7 +125,8 @@ def respond_generate(call: Call, configured: int) -> tuple[JSON, int]:
     parts: list[JSON] = ([{"functionCall": {"name": function, "args": {}}}] if function
                          else [{"text": filler_text(served)}])
     candidate = {"content": {"parts": parts, "role": "model"},
-                 "finishReason": "MAX_TOKENS" if finish == "length" else "STOP", "index": 0}
+                 "finishReason": "MAX_TOKENS" if finish == "length" and not function else "STOP",
+                 "index": 0}
     usage = {"promptTokenCount": call.prompt_tokens, "candidatesTokenCount": served,
              "totalTokenCount": call.prompt_tokens + served}
     body = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": call.model,
