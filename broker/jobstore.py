@@ -30,9 +30,10 @@ F_RUNS = "runs"
 F_CANCEL = "cancel"
 F_POLICY = "policy"
 F_ROUTE = "route"  # JSON: serving model, deployments tried, attempts so far, last error
+F_BUDGET = "budget"  # JSON: the budget reservation to settle when the job ends
 LOAD_FIELDS = (F_BODY, F_KEY, F_SUBMITTED, F_STATE, F_LANE, F_DEADLINE, F_META, F_TENANT,
                F_INPUT_TOKENS, F_ADMITTED, F_POLICY_MS, F_DEPLOYMENT, F_CANCEL, F_POLICY,
-               F_ROUTE)
+               F_ROUTE, F_BUDGET)
 
 
 def new_job_id() -> str:
@@ -85,6 +86,7 @@ class JobRecord:
     cancel_requested: bool
     policy_json: str | None = None
     route_json: str | None = None
+    budget_json: str | None = None
     _body: JobBody | None = None
     _route: RouteState | None = None
 
@@ -151,6 +153,7 @@ def decode(job_id: str, values: list[str | None]) -> JobRecord | None:
         cancel_requested=fields[F_CANCEL] == "1",
         policy_json=fields[F_POLICY],
         route_json=fields[F_ROUTE],
+        budget_json=fields[F_BUDGET],
     )
 
 
