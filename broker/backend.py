@@ -1,8 +1,9 @@
 """The result backend that keeps the usage ledger: a job's result and its usage land together.
 
 One Lua script stores the terminal result and increments the day and hour usage
-aggregates atomically, and does nothing when a result already exists for that id: a job
-redelivered after a worker died can finish twice, but is stored and billed once.
+aggregates (and, for a batch job, its batch's counters and usage) atomically, and does
+nothing when a result already exists for that id: a job redelivered after a worker died
+can finish twice, but is stored and billed once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
+from broker import jobstore as js
 from broker import keys
 from broker.catalog import BrokerSettings
 from broker.schemas import JobResult
@@ -40,19 +42,29 @@ class ResultBackend:
         day, hour = keys.day_and_hour(result.finished_at)
         tenant = result.tenant or "-"
         deployment = result.route.deployment
-        billable = result.usage.total_tokens > 0 or deployment is not None
+        billable = (result.usage.total_tokens > 0 or deployment is not None) and bool(
+            result.tenant)
         served_by = result.route.model or result.model
-        prefix = keys.usage_field_prefix(tenant, served_by, deployment or "-") if (
-            billable and result.tenant) else ""
+        prefix = keys.usage_field_prefix(tenant, served_by, deployment or "-") if billable else ""
         usage = result.usage
-        return (
-            [keys.result(result.id), keys.job(result.id), keys.usage_day(day),
-             keys.usage_hour(hour), keys.status_counts(day), keys.done(result.id)],
-            [result.model_dump_json(), self._result_ttl, result.status.value, prefix,
-             usage.prompt_tokens, usage.completion_tokens, cost_nanousd,
-             1 if usage.estimated else 0, self._usage_ttl, self._payload_ttl, tenant,
-             repr(result.finished_at)],
-        )
+        script_keys = [keys.result(result.id), keys.job(result.id), keys.usage_day(day),
+                       keys.usage_hour(hour), keys.status_counts(day), keys.done(result.id)]
+        args: list[Any] = [
+            "", self._result_ttl, result.status.value, prefix, usage.prompt_tokens,
+            usage.completion_tokens, cost_nanousd, 1 if usage.estimated else 0,
+            self._usage_ttl, self._payload_ttl, tenant, repr(result.finished_at)]
+        # A batch job's id names its batch, so every way a job can end (even with its
+        # payload gone) counts into the batch in this same step.
+        in_batch = js.batch_of(result.id)
+        if in_batch is not None:
+            batch_id = in_batch[0]
+            result = result.model_copy(update={"batch_id": batch_id})
+            script_keys += [keys.batch(batch_id), keys.batch_usage_day(day),
+                            keys.batch_usage_hour(hour)]
+            args.append(keys.batch_usage_field_prefix(batch_id, tenant, served_by,
+                                                      deployment or "-") if billable else "")
+        args[0] = result.model_dump_json()
+        return script_keys, args
 
     def _script(self, client: aioredis.Redis) -> Any:
         if self._async_script is None:

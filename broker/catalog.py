@@ -202,6 +202,12 @@ class BrokerSettings(Strict):
     result_ttl_s: int = Field(7 * 86400, ge=60)
     payload_ttl_s: int = Field(7 * 86400, ge=60)
     usage_retention_days: int = Field(400, ge=1)
+    idempotency_ttl_s: int = Field(
+        86_400, ge=60, description="How long an idempotency key keeps returning its job/batch.")
+    batch_ttl_s: int = Field(
+        30 * 86_400, ge=60,
+        description="How long a batch record outlives its completion window (keep >= "
+                    "result_ttl_s so aged-out results still read as expired).")
     batch_size: int = Field(64, ge=1, le=1000, description="Jobs carried by one queue message.")
     max_redeliveries: int = Field(3, ge=0, description="Worker losses before a job fails.")
     key_rotation_grace_s: int = Field(

@@ -109,35 +109,77 @@ class Client:
     def submit_many(self, requests: Iterable[JobRequest | dict[str, Any]], *,
                     priority: Lane | None = None,
                     progress: ProgressCallback | None = None) -> list[JobHandle]:
-        """Validate every job first, then enqueue them in batches; returns one handle each."""
+        """Validate every job first, then enqueue them in batches; returns one handle each.
+
+        A job with an `idempotency_key` already used by the same tenant key within
+        `idempotency_ttl_s` is not enqueued again: its handle is the earlier job's.
+        """
         validated = [_validate(request, i) for i, request in enumerate(requests)]
         if priority is not None:
             validated = [r.model_copy(update={"priority": priority}) for r in validated]
         now = time.time()
         ids = [js.new_job_id() for _ in validated]
         key_hashes: dict[str, str] = {}
-        for chunk in _chunks(list(zip(ids, validated, strict=True)), self.settings.batch_size):
-            with self.redis.pipeline(transaction=False) as pipe:
-                for job_id, request in chunk:
-                    raw_key = request.api_key.get_secret_value()
-                    digest = key_hashes.get(raw_key)
-                    if digest is None:
-                        digest = key_hashes[raw_key] = hashlib.sha256(raw_key.encode()).hexdigest()
-                    key = js.job_key(job_id)
-                    pipe.hset(key, mapping=js.encode_new(request, digest, now))  # type: ignore[arg-type]
-                    pipe.expire(key, self.settings.payload_ttl_s)
-                pipe.execute()
-            self._send_policy(chunk)
+        for start in range(0, len(ids), self.settings.batch_size):
+            chunk = list(zip(ids[start:start + self.settings.batch_size],
+                             validated[start:start + self.settings.batch_size], strict=True))
+            digests = [self._key_hash(request, key_hashes) for _, request in chunk]
+            taken = self._store(chunk, digests, now)
+            for position, (job_id, _request) in enumerate(chunk):
+                ids[start + position] = taken.get(job_id, job_id)
+            self._send_policy([item for item in chunk if item[0] not in taken])
             if progress is not None:
                 progress(len(chunk))
         return [JobHandle(job_id, self) for job_id in ids]
+
+    @staticmethod
+    def _key_hash(request: JobRequest, cache: dict[str, str]) -> str:
+        raw_key = request.api_key.get_secret_value()
+        digest = cache.get(raw_key)
+        if digest is None:
+            digest = cache[raw_key] = hashlib.sha256(raw_key.encode()).hexdigest()
+        return digest
+
+    def _store(self, chunk: list[tuple[str, JobRequest]], digests: list[str],
+               now: float) -> dict[str, str]:
+        """Store payloads; {new id: earlier id} for jobs whose idempotency key was taken.
+
+        The payload is written before the key is claimed (SET NX), so whoever reads a
+        claimed key always finds the job behind it; a loser deletes its own payload.
+        """
+        claims: list[tuple[int, str, str]] = []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for (job_id, request), digest in zip(chunk, digests, strict=True):
+                key = js.job_key(job_id)
+                pipe.hset(key, mapping=js.encode_new(request, digest, now))  # type: ignore[arg-type]
+                pipe.expire(key, self.settings.payload_ttl_s)
+                if request.idempotency_key is not None:
+                    claim = keys.idempotency("job", digest, request.idempotency_key)
+                    claims.append((len(pipe), job_id, claim))
+                    pipe.set(claim, job_id, nx=True, ex=self.settings.idempotency_ttl_s)
+            replies = pipe.execute()
+        lost = [(job_id, claim) for position, job_id, claim in claims if not replies[position]]
+        if not lost:
+            return {}
+        earlier = self.redis.mget([claim for _, claim in lost])
+        # A claim that expired between our SET and GET leaves our own job standing.
+        taken = {job_id: str(found) for (job_id, _), found in zip(lost, earlier, strict=True)
+                 if found}
+        if taken:
+            self.redis.delete(*(js.job_key(job_id) for job_id in taken))
+        return taken
 
     def _send_policy(self, chunk: list[tuple[str, JobRequest]]) -> None:
         by_lane: dict[str, list[str]] = {}
         for job_id, request in chunk:
             by_lane.setdefault(request.priority, []).append(job_id)
         for lane, lane_ids in by_lane.items():
-            self._app.send_task(POLICY_TASK, args=[lane_ids], queue=POLICY_QUEUE,
+            self.send_ids(lane_ids, lane)
+
+    def send_ids(self, job_ids: list[str], lane: str) -> None:
+        """Send stored jobs to the policy queue as one message (keep it to `batch_size`)."""
+        if job_ids:
+            self._app.send_task(POLICY_TASK, args=[job_ids], queue=POLICY_QUEUE,
                                 priority=LANE_PRIORITY[lane])
 
     def peek(self, job_id: str) -> JobResult | None:

@@ -9,6 +9,11 @@
     │   ├── ModelNotAllowed           model_not_allowed
     │   ├── UnknownModel              unknown_model
     │   ├── InputTooLarge             input_too_large
+    │   ├── OutputTooLarge            output_too_large
+    │   ├── KindNotAllowed            kind_not_allowed
+    │   ├── LaneNotAllowed            lane_not_allowed
+    │   ├── RateLimited               rate_limited
+    │   ├── BudgetExceeded            budget_exceeded
     │   ├── PiiDetected               pii_detected
     │   ├── PromptInjection           prompt_injection
     │   └── DeniedContent             denied_content
@@ -96,6 +101,26 @@ class DeniedContent(PolicyRejection):
     """The prompt matched one of the tenant's deny-list patterns."""
 
     code = "denied_content"
+
+
+class OutputTooLarge(PolicyRejection):
+    code = "output_too_large"
+
+
+class KindNotAllowed(PolicyRejection):
+    code = "kind_not_allowed"
+
+
+class LaneNotAllowed(PolicyRejection):
+    code = "lane_not_allowed"
+
+
+class RateLimited(PolicyRejection):
+    code = "rate_limited"
+
+
+class BudgetExceeded(PolicyRejection):
+    code = "budget_exceeded"
 
 
 class UpstreamError(BrokerError):

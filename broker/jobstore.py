@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +36,45 @@ LOAD_FIELDS = (F_BODY, F_KEY, F_SUBMITTED, F_STATE, F_LANE, F_DEADLINE, F_META, 
                F_ROUTE, F_BUDGET)
 
 
+BATCH_ID_PREFIX = "batch_"
+_MS_DIGITS = 12  # hex digits of the millisecond timestamp that starts every id
+
+
 def new_job_id() -> str:
-    """A fresh job id (random, URL-safe)."""
-    return uuid.uuid4().hex
+    """A fresh job id: 12 hex digits of milliseconds, then 80 random bits (32 hex in all).
+
+    The time prefix lets a reader tell an id whose records aged out (`expired`) from one
+    that never existed, without keeping anything per job.
+    """
+    return f"{time.time_ns() // 1_000_000:0{_MS_DIGITS}x}{secrets.token_hex(10)}"
+
+
+def new_batch_id() -> str:
+    """A fresh batch id (`batch_` and a time-ordered id, like OpenAI's `batch_...`)."""
+    return BATCH_ID_PREFIX + new_job_id()
+
+
+def batch_job_id(batch_id: str, index: int) -> str:
+    """The id of a batch's job number `index` (0-based over its accepted lines)."""
+    return f"{batch_id}-{index}"
+
+
+def batch_of(job_id: str) -> tuple[str, int] | None:
+    """(batch id, index) of a batch job's id; None for a job submitted on its own."""
+    if not job_id.startswith(BATCH_ID_PREFIX):
+        return None
+    head, sep, tail = job_id.rpartition("-")
+    return (head, int(tail)) if sep and tail.isdigit() else None
+
+
+def id_time(job_or_batch_id: str) -> float | None:
+    """When an id was made (epoch seconds), or None if it carries no usable time."""
+    bare = job_or_batch_id.removeprefix(BATCH_ID_PREFIX)[:_MS_DIGITS]
+    try:
+        made = int(bare, 16) / 1000
+    except ValueError:
+        return None
+    return made if len(bare) == _MS_DIGITS and made <= time.time() + 86400 else None
 
 
 def encode_new(request: JobRequest, key_sha256: str, now: float) -> dict[str, str]:
@@ -55,6 +91,13 @@ def encode_new(request: JobRequest, key_sha256: str, now: float) -> dict[str, st
     if request.metadata:
         fields[F_META] = json.dumps(request.metadata, separators=(",", ":"))
     return fields
+
+
+def encode_batch_job(body_json: str, key_sha256: str, now: float,
+                     deadline: float) -> dict[str, str]:
+    """Hash fields of a batch job: batch lane, deadline at the end of the completion window."""
+    return {F_BODY: body_json, F_KEY: key_sha256, F_SUBMITTED: repr(now),
+            F_STATE: JobStatus.QUEUED.value, F_LANE: "batch", F_DEADLINE: repr(deadline)}
 
 
 class RouteState(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 PREFIX = "aib:"
@@ -36,6 +37,70 @@ def usage_hour(hour: str) -> str:
 def status_counts(day: str) -> str:
     """Terminal statuses counted per UTC day, field `tenant<TAB>status`."""
     return f"{PREFIX}counts:{day}"
+
+
+def batch(batch_id: str) -> str:
+    """Hash of a batch: status, timestamps, counters and usage (TTL: batch_ttl_s + window)."""
+    return f"{PREFIX}batch:{batch_id}"
+
+
+def batch_custom_ids(batch_id: str) -> str:
+    """List of a batch's custom_ids, index-aligned with its job ids `<batch>-<index>`."""
+    return f"{PREFIX}batch:{batch_id}:cids"
+
+
+def batch_invalid(batch_id: str) -> str:
+    """List of a batch's refused input lines as JSON (line, custom_id, code, message)."""
+    return f"{PREFIX}batch:{batch_id}:invalid"
+
+
+def batch_index() -> str:
+    """Sorted set of batch ids scored by creation time (pruned as batch hashes expire)."""
+    return f"{PREFIX}batches"
+
+
+def batch_usage_day(day: str) -> str:
+    """Usage of batch jobs per UTC day; fields from `batch_usage_field_prefix`."""
+    return f"{PREFIX}usage:bd:{day}"
+
+
+def batch_usage_hour(hour: str) -> str:
+    """Usage of batch jobs per UTC hour (YYYYMMDDHH)."""
+    return f"{PREFIX}usage:bh:{hour}"
+
+
+def batch_usage_field_prefix(batch_id: str, tenant: str, model: str, deployment: str) -> str:
+    """The start of a batch usage hash field; the metric name completes it."""
+    return FIELD_SEP.join((batch_id, tenant, model, deployment)) + FIELD_SEP
+
+
+def idempotency(scope: str, key_sha256: str, idempotency_key: str) -> str:
+    """Job or batch id claimed by an idempotency key, per tenant key (TTL: idempotency_ttl_s).
+
+    The caller's key is hashed so that any string of up to 256 characters makes a short key.
+    """
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+    return f"{PREFIX}idem:{scope}:{key_sha256}:{digest}"
+
+
+def tenant_keys() -> str:
+    """Hash of issued tenant keys: SHA-256 of the key -> {tenant, expires}."""
+    return f"{PREFIX}tenantkeys"
+
+
+def audit_stream() -> str:
+    """Stream of every policy decision (no prompt text)."""
+    return f"{PREFIX}audit"
+
+
+def budget(scope: str, period: str) -> str:
+    """Hash of a budget's used and reserved tokens and nano-USD in one period."""
+    return f"{PREFIX}budget:{scope}:{period}"
+
+
+def budget_settled(job_id: str) -> str:
+    """Set once a job's budget reservation has been settled (exactly once)."""
+    return f"{PREFIX}budget:settled:{job_id}"
 
 
 def discarded_messages() -> str:

@@ -171,6 +171,7 @@ class JobResult(BaseModel):
     error: ErrorInfo | None = None
     policy: PolicyInfo = PolicyInfo()
     metadata: dict[str, str] = Field(default_factory=dict)
+    batch_id: str | None = Field(None, description="The batch the job belongs to, if any.")
     created_at: float
     finished_at: float
 
@@ -178,3 +179,88 @@ class JobResult(BaseModel):
     def ok(self) -> bool:
         """True when the job succeeded."""
         return self.status is JobStatus.SUCCEEDED
+
+
+class BatchStatus(StrEnum):
+    """Where a batch is, with OpenAI's names; the last four are terminal."""
+
+    VALIDATING = "validating"
+    IN_PROGRESS = "in_progress"
+    FINALIZING = "finalizing"
+    CANCELLING = "cancelling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """True once the batch can no longer change."""
+        return self in (BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.EXPIRED,
+                        BatchStatus.CANCELLED)
+
+
+class BatchRequestCounts(BaseModel):
+    """OpenAI's counts: `completed` succeeded, `failed` ended any other way."""
+
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+
+
+class BatchUsage(BaseModel):
+    """Tokens billed for a batch: the sum over its jobs, kept by the ledger script."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    estimated: int = Field(0, description="Jobs whose usage was counted, not reported.")
+
+
+class BatchLineError(BaseModel):
+    """A refused input line (OpenAI's batch `errors.data` entry)."""
+
+    code: str
+    message: str
+    line: int | None = None
+    custom_id: str | None = None
+
+
+class BatchErrors(BaseModel):
+    """Refused input lines: the first ones in `data`, all of them counted in `total`."""
+
+    object: Literal["list"] = "list"
+    data: list[BatchLineError] = Field(default_factory=list)
+    total: int = 0
+
+
+class Batch(BaseModel):
+    """A batch as OpenAI's Batch object shows it, plus usage, cost and status counts."""
+
+    id: str
+    object: Literal["batch"] = "batch"
+    endpoint: str | None = None
+    input_file: str | None = None
+    completion_window: str
+    status: BatchStatus
+    created_at: int
+    in_progress_at: int | None = None
+    expires_at: int | None = None
+    finalizing_at: int | None = None
+    completed_at: int | None = None
+    failed_at: int | None = None
+    expired_at: int | None = None
+    cancelling_at: int | None = None
+    cancelled_at: int | None = None
+    request_counts: BatchRequestCounts = BatchRequestCounts()
+    by_status: dict[str, int] = Field(default_factory=dict, description="Ended jobs by status.")
+    usage: BatchUsage = BatchUsage()
+    cost_usd: float = 0.0
+    metadata: dict[str, str] = Field(default_factory=dict)
+    errors: BatchErrors = BatchErrors()
+
+    @property
+    def done(self) -> int:
+        """Jobs that have ended, whatever their status."""
+        return self.request_counts.completed + self.request_counts.failed

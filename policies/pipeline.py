@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from broker.catalog import Catalog, GuardMode
 from broker.schemas import JobBody
 from policies.guards import Guard, PolicyContext, Verdict, build_guards
@@ -20,10 +22,11 @@ class PolicyPipeline:
             for tenant_name, tenant in catalog.tenants.items()
         }
 
-    def evaluate(self, job_id: str, body: JobBody, key_sha256: str) -> tuple[Verdict,
-                                                                             PolicyContext]:
+    def evaluate(self, job_id: str, body: JobBody, key_sha256: str, lane: str = "interactive",
+                 key_grants: Mapping[str, str] | None = None) -> tuple[Verdict, PolicyContext]:
         """The verdict for one job, with the context the guards filled in."""
-        ctx = PolicyContext(job_id=job_id, body=body, key_sha256=key_sha256, catalog=self.catalog)
+        ctx = PolicyContext(job_id=job_id, body=body, key_sha256=key_sha256,
+                            catalog=self.catalog, lane=lane, key_grants=key_grants or {})
         for guard in self.guards:
             verdict = guard.check(ctx)
             if not verdict.allowed:

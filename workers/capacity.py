@@ -19,7 +19,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from broker import keys
-from broker.catalog import CapacitySettings, Deployment
+from broker.catalog import CapacitySettings, Deployment, Tenant
 from policies.routing import DeploymentState
 
 _ACQUIRE = resources.files("broker").joinpath("lua/acquire.lua").read_text()
@@ -47,8 +47,54 @@ class Lease:
     reserved_tokens: int
 
 
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Something with limits: a deployment, a tenant, or a tenant's use of one model."""
+
+    name: str
+    concurrency: int
+    rpm: int
+    tpm: int
+    lease_ttl_ms: int
+    adaptive: bool = False  # deployments only: AIMD and the circuit breaker apply
+
+    @property
+    def state_key(self) -> str:
+        """Hash of the scope's adaptive factor and health (deployments)."""
+        kind, _, rest = self.name.partition(":")
+        if kind == "dep":
+            return keys.deployment_state(rest)
+        return f"{keys.capacity_prefix(self.name)}state"
+
+    @property
+    def limited(self) -> bool:
+        """False when the scope has no limit at all (nothing to take)."""
+        return bool(self.concurrency or self.rpm or self.tpm)
+
+
+def deployment_scope(deployment: Deployment, settings: CapacitySettings) -> Scope:
+    """The capacity scope of one deployment."""
+    capacity = deployment.capacity
+    ttl = int((deployment.timeout_s + settings.lease_margin_s) * 1000)
+    return Scope(f"dep:{deployment.name}", capacity.concurrency, capacity.rpm, capacity.tpm,
+                 ttl, adaptive=True)
+
+
+def tenant_scopes(tenant_name: str, tenant: Tenant, model: str, lease_ttl_ms: int) -> list[Scope]:
+    """The tenant's own limits, and its limits on this model, that are set."""
+    found = []
+    limits = tenant.limits
+    found.append(Scope(f"tenant:{tenant_name}", limits.concurrency, limits.rpm, limits.tpm,
+                       lease_ttl_ms))
+    per_model = tenant.model_limits.get(model)
+    if per_model is not None:
+        found.append(Scope(f"tm:{tenant_name}:{model}", per_model.concurrency, per_model.rpm,
+                           per_model.tpm, lease_ttl_ms))
+    return [scope for scope in found if scope.limited]
+
+
 class CapacityStore:
-    """The Redis side of deployment capacity."""
+    """The Redis side of capacity: deployments and tenants alike."""
 
     def __init__(self, client: aioredis.Redis, settings: CapacitySettings) -> None:
         self.client = client
@@ -57,34 +103,30 @@ class CapacityStore:
         self._release: Any = client.register_script(_RELEASE)
 
     @staticmethod
-    def _keys(deployment: str) -> list[str]:
-        scope = f"dep:{deployment}"
-        return [keys.capacity_leases(scope), keys.capacity_ledger(scope),
-                keys.deployment_state(deployment)]
+    def _keys(scope: Scope) -> list[str]:
+        return [keys.capacity_leases(scope.name), keys.capacity_ledger(scope.name),
+                scope.state_key]
 
-    async def try_acquire(self, deployment: Deployment, tokens: int) -> Lease | float:
+    async def try_acquire(self, scope: Scope, tokens: int) -> Lease | float:
         """A lease, or the milliseconds to wait before trying again."""
-        capacity = deployment.capacity
         window = self.settings.window_s
-        # Limits are per minute; a shorter window (tests) gets the proportional share.
-        rpm = _per_window(capacity.rpm, window)
-        tpm = _per_window(capacity.tpm, window)
         lease_id = uuid.uuid4().hex
-        ttl_ms = int((deployment.timeout_s + self.settings.lease_margin_s) * 1000)
+        # Limits are per minute; a shorter window (tests) gets the proportional share.
         reply = await self._acquire(
-            keys=self._keys(deployment.name),
-            args=[keys.capacity_prefix(f"dep:{deployment.name}"), int(time.time() * 1000),
-                  lease_id, ttl_ms, capacity.concurrency, rpm, tpm, tokens, window])
+            keys=self._keys(scope),
+            args=[keys.capacity_prefix(scope.name), int(time.time() * 1000), lease_id,
+                  scope.lease_ttl_ms, scope.concurrency, _per_window(scope.rpm, window),
+                  _per_window(scope.tpm, window), tokens, window])
         if int(reply[0]) == 1:
-            return Lease(lease_id, int(reply[1]), int(reply[2]) if capacity.tpm else 0)
+            return Lease(lease_id, int(reply[1]), int(reply[2]) if scope.tpm else 0)
         return float(reply[2])
 
-    async def acquire(self, deployment: Deployment, tokens: int,
-                      deadline: float | None) -> Lease:
+    async def acquire(self, scope: Scope, tokens: int, deadline: float | None,
+                      wait: bool = True) -> Lease:
         """Wait for capacity; raises DeadlinePassed or CapacityWaitExceeded."""
-        waited_until = time.monotonic() + self.settings.max_wait_s
+        waited_until = time.monotonic() + (self.settings.max_wait_s if wait else 0.0)
         while True:
-            got = await self.try_acquire(deployment, tokens)
+            got = await self.try_acquire(scope, tokens)
             if isinstance(got, Lease):
                 return got
             if deadline is not None and time.time() >= deadline:
@@ -93,17 +135,18 @@ class CapacityStore:
                 raise CapacityWaitExceeded
             await asyncio.sleep(min(got, 1000.0) / 1000.0)
 
-    async def release(self, deployment: str, lease: Lease, outcome: str, actual_tokens: int,
-                      latency_ms: float, tpm_on: bool) -> str:
+    async def release(self, scope: Scope, lease: Lease, outcome: str, actual_tokens: int,
+                      latency_ms: float) -> str:
         """Give the lease back and settle; returns the circuit state after this outcome."""
         adaptive = self.settings.adaptive
+        tpm_on = scope.tpm > 0
         state = await self._release(
-            keys=self._keys(deployment),
-            args=[keys.capacity_prefix(f"dep:{deployment}"), lease.lease_id, lease.bucket,
-                  lease.reserved_tokens, actual_tokens if tpm_on else 0, outcome,
-                  int(time.time() * 1000), round(latency_ms, 3), adaptive.increase_step,
-                  adaptive.decrease_factor, adaptive.min_factor,
-                  int(adaptive.decrease_interval_s * 1000),
+            keys=self._keys(scope),
+            args=[keys.capacity_prefix(scope.name), lease.lease_id, lease.bucket,
+                  lease.reserved_tokens, actual_tokens if tpm_on else 0,
+                  outcome if scope.adaptive else "none", int(time.time() * 1000),
+                  round(latency_ms, 3), adaptive.increase_step, adaptive.decrease_factor,
+                  adaptive.min_factor, int(adaptive.decrease_interval_s * 1000),
                   self.settings.health.failure_threshold, 1 if tpm_on else 0])
         return str(state)
 
@@ -114,7 +157,7 @@ class CapacityStore:
         window = self.settings.window_s
         async with self.client.pipeline(transaction=False) as pipe:
             for deployment in deployments:
-                leases, _ledger, state = self._keys(deployment.name)
+                leases, _ledger, state = self._keys(deployment_scope(deployment, self.settings))
                 prefix = keys.capacity_prefix(f"dep:{deployment.name}")
                 pipe.hgetall(state)
                 pipe.zcount(leases, now_ms, "+inf")

@@ -21,12 +21,14 @@ from broker.errors import (
     InternalError,
     JobCancelled,
     JobExpired,
+    RateLimited,
     TimeLimitExceeded,
     UpstreamError,
 )
 from broker.jobstore import JobRecord
 from broker.schemas import ErrorInfo, JobStatus
-from workers.capacity import CapacityWaitExceeded, DeadlinePassed
+from workers.capacity import CapacityWaitExceeded, DeadlinePassed, Lease, Scope
+from workers.finishing import finish, finish_many
 from workers.model_results import failed_result, succeeded_result
 from workers.outcomes import ended_early, estimate_usage, missing_payload
 from workers.providers.base import HttpRequest, ProviderAdapter, get_adapter
@@ -93,26 +95,55 @@ async def _may_call(rt: Runtime, deployment: Deployment) -> bool:
     return await rt.capacity.try_probe(deployment.name, cooldown)
 
 
+class TenantOverLimit(Exception):
+    """The tenant's own limit is reached and its on_limit is `reject`."""
+
+
+async def _take(rt: Runtime, record: JobRecord, scopes: list[Scope], tokens: int,
+                reject: bool) -> list[tuple[Scope, Lease]]:
+    """Leases on every scope, in order; what was taken is given back if one fails."""
+    held: list[tuple[Scope, Lease]] = []
+    try:
+        for scope in scopes:
+            tenant_scope = not scope.adaptive
+            if tenant_scope and reject:
+                got = await rt.capacity.try_acquire(scope, tokens)
+                if not isinstance(got, Lease):
+                    raise TenantOverLimit(scope.name)
+                held.append((scope, got))
+            else:
+                held.append((scope, await rt.capacity.acquire(scope, tokens, record.deadline)))
+    except BaseException:
+        for scope, lease in held:
+            await rt.capacity.release(scope, lease, "none", 0, 0.0)
+        raise
+    return held
+
+
+def _outcome(rt: Runtime, record: JobRecord, result: AttemptResult) -> tuple[str, int]:
+    if result.reply is not None:
+        usage = result.reply.usage or estimate_usage(record, result.reply.response, rt.catalog)
+        return ("pressure" if _pressure(rt, result) else "ok"), usage.total_tokens
+    if result.error is not None and result.error.retryable:
+        return ("pressure" if _pressure(rt, result) else "error"), 0
+    return "none", 0  # the job's fault (a 400), not the deployment's
+
+
 async def _one_attempt(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
                        record: JobRecord, request: HttpRequest) -> tuple[AttemptResult, str]:
-    """Hold a gate place and a capacity lease for exactly one call."""
+    """Hold a gate place and leases (tenant, then deployment) for exactly one call."""
+    scopes = [*rt.tenant_scopes(record, deployment), rt.deployment_scope(deployment)]
+    reject = rt.on_limit(record) == "reject"
     async with rt.gate(deployment.name).hold(record.lane):
-        lease = await rt.capacity.acquire(deployment, _token_estimate(rt, record),
-                                          record.deadline)
+        held = await _take(rt, record, scopes, _token_estimate(rt, record), reject)
         result = await attempt_once(rt.sender, adapter, deployment, record.body, request)
-        actual = 0
-        if result.reply is not None:
-            usage = result.reply.usage or estimate_usage(record, result.reply.response,
-                                                         rt.catalog)
-            actual = usage.total_tokens
-            outcome = "pressure" if _pressure(rt, result) else "ok"
-        elif result.error is not None and result.error.retryable:
-            outcome = "pressure" if _pressure(rt, result) else "error"
-        else:
-            outcome = "none"  # the job's fault (a 400), not the deployment's
-        state = await rt.capacity.release(deployment.name, lease, outcome, actual,
-                                          result.attempt.duration_ms,
-                                          deployment.capacity.tpm > 0)
+        outcome, actual = _outcome(rt, record, result)
+        state = "closed"
+        for scope, lease in held:
+            answer = await rt.capacity.release(scope, lease, outcome, actual,
+                                               result.attempt.duration_ms)
+            if scope.adaptive:
+                state = answer
     return result, state
 
 
@@ -130,7 +161,7 @@ async def _call(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
     try:
         request = adapter.build_request(deployment, record.body, deployment.api_key())
     except UpstreamError as refused:  # e.g. embeddings sent to a chat-only provider
-        stored = await rt.backend.finish(rt.redis, failed_result(record, deployment, refused), 0)
+        stored = await finish(rt, failed_result(record, deployment, refused), 0, record)
         return "failed" if stored else "duplicate"
     attempts = record.route.attempts
     retry = rt.settings.retry
@@ -141,13 +172,12 @@ async def _call(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
         attempts.append(result.attempt)
         if result.reply is not None:
             done, cost = succeeded_result(rt, record, deployment, result.reply)
-            stored = await rt.backend.finish(rt.redis, done, cost)
+            stored = await finish(rt, done, cost, record)
             return "succeeded" if stored else "duplicate"
         error = result.error
         assert error is not None
         if not error.retryable:
-            stored = await rt.backend.finish(rt.redis, failed_result(record, deployment, error),
-                                             0)
+            stored = await finish(rt, failed_result(record, deployment, error), 0, record)
             return "failed" if stored else "duplicate"
         if state == "open" or attempt == retry.max_attempts:
             break
@@ -161,7 +191,7 @@ async def _call(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
 async def _run_job(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
                    job_id: str, record: JobRecord | None, runs: int) -> str:
     if record is None:
-        await rt.backend.finish(rt.redis, missing_payload(job_id), 0)
+        await finish(rt, missing_payload(job_id), 0)
         return "expired"
     if record.state.terminal:
         return "skipped"
@@ -169,15 +199,20 @@ async def _run_job(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter
     early = _precheck(rt, record, runs)
     if early is not None:
         status, exc = early
-        await rt.backend.finish(rt.redis, ended_early(record, status, exc), 0)
+        await finish(rt, ended_early(record, status, exc), 0, record)
         return status.value
     try:
         return await _call(rt, deployment, adapter, record)
     except DeadlinePassed:
         expired = ended_early(record, JobStatus.EXPIRED,
                               JobExpired("the deadline passed while waiting for capacity"))
-        await rt.backend.finish(rt.redis, expired, 0)
+        await finish(rt, expired, 0, record)
         return "expired"
+    except TenantOverLimit as over:
+        limited = ended_early(record, JobStatus.REJECTED, RateLimited(
+            f"the tenant's limit {over} is reached (on_limit: reject)"))
+        await finish(rt, limited, 0, record)
+        return "rejected"
     except CapacityWaitExceeded:
         await rt.redis.hset(js.job_key(record.id), js.F_RUNS, 0)
         return "requeue"
@@ -186,8 +221,8 @@ async def _run_job(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter
 async def _end_overdue(rt: Runtime, records: list[JobRecord]) -> None:
     limit = rt.settings.model_task_time_limit_s
     error = TimeLimitExceeded(f"the job was still running after the {limit} s task time limit")
-    ended = [(ended_early(record, JobStatus.FAILED, error), 0) for record in records]
-    await rt.backend.finish_many(rt.redis, ended)
+    await finish_many(rt, [(ended_early(record, JobStatus.FAILED, error), 0, record)
+                           for record in records])
 
 
 async def run_batch(rt: Runtime, deployment_name: str, job_ids: list[str]) -> BatchOutcome:

@@ -10,6 +10,7 @@ from broker.errors import BrokerError, InternalError
 from broker.jobstore import JobRecord
 from broker.schemas import ErrorInfo, JobResult, JobStatus, Route, Timings, Usage
 from broker.tokens import count_text, encoding_name_for_model
+from workers.finishing import finish_many
 from workers.store import load_records
 
 if TYPE_CHECKING:
@@ -46,9 +47,10 @@ async def fail_jobs(rt: Runtime, job_ids: list[str], exc: BaseException) -> int:
     """End unfinished jobs as failed with internal_error after a stage crashed."""
     error = InternalError(f"the stage failed: {type(exc).__name__}")
     records = await load_records(rt.redis, job_ids)
-    ended = [(ended_early(record, JobStatus.FAILED, error), 0)
-             for record in records if record is not None and not record.state.terminal]
-    stored = await rt.backend.finish_many(rt.redis, ended)
+    ended: list[tuple[JobResult, int, JobRecord | None]] = [
+        (ended_early(record, JobStatus.FAILED, error), 0, record)
+        for record in records if record is not None and not record.state.terminal]
+    stored = await finish_many(rt, ended)
     return sum(stored)
 
 

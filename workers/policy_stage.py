@@ -1,4 +1,8 @@
-"""Policy stage: admit or reject a batch of jobs, then route the admitted ones."""
+"""Policy stage: admit or reject a batch of jobs, then route the admitted ones.
+
+Per job: the guards (pure), then the budgets (reserved in Redis), then one audit entry;
+for the batch: one read of the job hashes and issued keys, one pipelined write.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,23 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from broker import jobstore as js
-from broker.errors import JobCancelled, JobExpired
+from broker import keys
+from broker.errors import JobCancelled, JobExpired, PolicyRejection
 from broker.jobstore import JobRecord, RouteState
 from broker.schemas import JobResult, JobStatus, PolicyInfo
+from broker.tenant_keys import decode_grant
+from policies.guards import PolicyContext
+from workers.audit import AuditEntry, append_audit, trim_by_age
+from workers.budgets import Reservation, applicable, estimate
+from workers.finishing import finish_many
 from workers.outcomes import ended_early, missing_payload
 from workers.routing_stage import choose_deployment
 from workers.runtime import Runtime
 from workers.store import load_records
 
 DispatchKey = tuple[str, str]  # (deployment, lane)
+AUDIT_TRIM_EVERY_S = 60.0
+_last_trim = [0.0]
 
 
 @dataclass(slots=True)
@@ -42,16 +54,83 @@ def _early_end(record: JobRecord) -> JobResult | None:
     return None
 
 
+async def _key_grants(rt: Runtime, records: list[JobRecord | None]) -> dict[str, str]:
+    """Tenants of the issued keys this batch presents (valid grants only)."""
+    hashes = sorted({r.key_sha256 for r in records if r is not None and r.key_sha256})
+    if not hashes:
+        return {}
+    raw = await rt.redis.hmget(keys.tenant_keys(), hashes)
+    now = time.time()
+    grants = {}
+    for digest, value in zip(hashes, raw, strict=True):
+        grant = decode_grant(value)
+        if grant is not None and grant.valid(now):
+            grants[digest] = grant.tenant
+    return grants
+
+
+async def _reserve_budget(rt: Runtime,
+                          ctx: PolicyContext) -> Reservation | PolicyRejection | None:
+    """Hold the job's estimated tokens and cost against its tenant's budgets."""
+    assert ctx.tenant is not None
+    assert ctx.tenant_name is not None
+    caps = applicable(ctx.tenant_name, ctx.tenant, ctx.body.model, time.time())
+    if not caps:
+        return None
+    tokens, nanousd = estimate(rt.catalog, ctx.body, ctx.input_tokens,
+                               rt.settings.capacity.default_max_tokens)
+    reservation, warned = await rt.budgets.reserve(caps, tokens, nanousd)
+    for key in warned:
+        ctx.warnings.append(f"budget {key.split(':', 2)[-1]} passed its soft threshold")
+    return reservation
+
+
+def _admitted_fields(record: JobRecord, ctx: PolicyContext,
+                     policy_ms: float) -> dict[str, str | int]:
+    fields: dict[str, str | int] = {
+        js.F_TENANT: ctx.tenant_name or "", js.F_INPUT_TOKENS: ctx.input_tokens,
+        js.F_ADMITTED: repr(time.time()), js.F_POLICY_MS: f"{policy_ms:.3f}",
+        js.F_STATE: JobStatus.ADMITTED.value, js.F_POLICY: record.policy_json or ""}
+    if record.budget_json:
+        fields[js.F_BUDGET] = record.budget_json
+    if ctx.body_changed:
+        # The redacted body replaces the original: only it may leave the broker.
+        fields[js.F_BODY] = ctx.body.model_dump_json(exclude_none=True)
+    return fields
+
+
+async def _admit_one(rt: Runtime, record: JobRecord, grants: dict[str, str]
+                     ) -> tuple[PolicyContext, PolicyRejection | None, float]:
+    started = time.perf_counter()
+    verdict, ctx = rt.policy.evaluate(record.id, record.body, record.key_sha256, record.lane,
+                                      grants)
+    rejection = verdict.rejection
+    if verdict.allowed:
+        held = await _reserve_budget(rt, ctx)
+        if isinstance(held, PolicyRejection):
+            rejection = held
+        elif held is not None:
+            record.budget_json = held.to_json()
+    record.tenant = ctx.tenant_name
+    record.policy_json = PolicyInfo(findings=ctx.findings, warnings=ctx.warnings,
+                                    redacted=ctx.body_changed,
+                                    version=rt.catalog_version).model_dump_json()
+    return ctx, rejection, (time.perf_counter() - started) * 1000
+
+
 async def admit_batch(rt: Runtime, job_ids: list[str]) -> DispatchPlan:
     """Run the guards over every job of a batch, record the outcome, plan the dispatch."""
+    await rt.maybe_reload()
     plan = DispatchPlan()
     records = await load_records(rt.redis, job_ids)
+    grants = await _key_grants(rt, records)
     states = await rt.deployment_states() if rt.settings.inline_routing else {}
-    finished: list[tuple[JobResult, int]] = []
+    finished: list[tuple[JobResult, int, JobRecord | None]] = []
+    audit: list[AuditEntry] = []
     async with rt.redis.pipeline(transaction=False) as pipe:
         for job_id, record in zip(job_ids, records, strict=True):
             if record is None:
-                finished.append((missing_payload(job_id), 0))
+                finished.append((missing_payload(job_id), 0, None))
                 continue
             if record.state.terminal:
                 continue
@@ -64,29 +143,17 @@ async def admit_batch(rt: Runtime, job_ids: list[str]) -> DispatchPlan:
                 continue
             early = _early_end(record)
             if early is not None:
-                finished.append((early, 0))
+                finished.append((early, 0, record))
                 continue
-            started = time.perf_counter()
-            verdict, ctx = rt.policy.evaluate(job_id, record.body, record.key_sha256)
-            policy_ms = (time.perf_counter() - started) * 1000
-            record.tenant = ctx.tenant_name
-            info = PolicyInfo(findings=ctx.findings, warnings=ctx.warnings,
-                              redacted=ctx.body_changed)
-            record.policy_json = info.model_dump_json()
-            if not verdict.allowed:
-                assert verdict.rejection is not None
-                finished.append((ended_early(record, JobStatus.REJECTED, verdict.rejection,
-                                             policy_ms), 0))
+            ctx, rejection, policy_ms = await _admit_one(rt, record, grants)
+            audit.append(AuditEntry.of(record, ctx, rejection, rt.catalog_version))
+            if rejection is not None:
+                finished.append((ended_early(record, JobStatus.REJECTED, rejection, policy_ms),
+                                 0, record))
                 plan.rejected += 1
                 continue
             record.input_tokens = ctx.input_tokens
-            fields: dict[str, str | int] = {
-                js.F_TENANT: ctx.tenant_name or "", js.F_INPUT_TOKENS: ctx.input_tokens,
-                js.F_ADMITTED: repr(time.time()), js.F_POLICY_MS: f"{policy_ms:.3f}",
-                js.F_STATE: JobStatus.ADMITTED.value, js.F_POLICY: record.policy_json}
-            if ctx.body_changed:
-                # The redacted body replaces the original: only it may leave the broker.
-                fields[js.F_BODY] = ctx.body.model_dump_json(exclude_none=True)
+            fields = _admitted_fields(record, ctx, policy_ms)
             if rt.settings.inline_routing:
                 model, deployment = choose_deployment(rt, record, states)
                 fields[js.F_DEPLOYMENT] = deployment
@@ -95,8 +162,12 @@ async def admit_batch(rt: Runtime, job_ids: list[str]) -> DispatchPlan:
             else:
                 plan.to_route.append(job_id)
             pipe.hset(js.job_key(job_id), mapping=fields)  # type: ignore[arg-type]
+        append_audit(pipe, audit, rt.settings.audit_max_entries)
         await pipe.execute()
     if finished:
-        await rt.backend.finish_many(rt.redis, finished)
+        await finish_many(rt, finished)
         plan.ended = len(finished) - plan.rejected
+    if time.monotonic() - _last_trim[0] > AUDIT_TRIM_EVERY_S:
+        _last_trim[0] = time.monotonic()
+        await trim_by_age(rt.redis, rt.settings.audit_retention_days)
     return plan

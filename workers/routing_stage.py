@@ -16,6 +16,7 @@ from broker.errors import UpstreamUnavailable
 from broker.jobstore import JobRecord
 from broker.schemas import ErrorInfo, JobResult, JobStatus
 from policies.routing import States
+from workers.finishing import finish_many
 from workers.outcomes import ended_early
 from workers.runtime import Runtime
 from workers.store import load_records
@@ -78,14 +79,14 @@ async def route_batch(rt: Runtime, job_ids: list[str]) -> dict[DispatchKey, list
     plan: dict[DispatchKey, list[str]] = defaultdict(list)
     records = await load_records(rt.redis, job_ids)
     states = await rt.deployment_states()
-    finished: list[tuple[JobResult, int]] = []
+    finished: list[tuple[JobResult, int, JobRecord | None]] = []
     async with rt.redis.pipeline(transaction=False) as pipe:
         for record in records:
             if record is None or record.state.terminal:
                 continue
             choice = choose_route(rt, record, states)
             if choice is None:
-                finished.append((_exhausted(record), 0))
+                finished.append((_exhausted(record), 0, record))
                 continue
             model, deployment = choice
             route = record.route.model_copy(update={"model": model})
@@ -94,5 +95,5 @@ async def route_batch(rt: Runtime, job_ids: list[str]) -> dict[DispatchKey, list
             plan[(deployment, record.lane)].append(record.id)
         await pipe.execute()
     if finished:
-        await rt.backend.finish_many(rt.redis, finished)
+        await finish_many(rt, finished)
     return plan

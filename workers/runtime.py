@@ -8,24 +8,33 @@ The catalog is read once per process, never per job.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 import random
 import threading
 import time
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
 from broker.backend import ResultBackend
-from broker.catalog import Catalog, load_catalog
+from broker.catalog import Catalog, Deployment, EnvOverrides, load_catalog
+from broker.errors import BrokerError
+from broker.jobstore import JobRecord
 from policies.limits.gate import PriorityGate
 from policies.pipeline import PolicyPipeline
 from policies.routing import RoutingStrategy, States, get_strategy
-from workers.capacity import CapacityStore
+from workers.budgets import BudgetStore
+from workers.capacity import CapacityStore, Scope, deployment_scope, tenant_scopes
 from workers.http import HttpSender
 from workers.providers.base import get_adapter
 
 T = TypeVar("T")
+log = logging.getLogger("aibroker.runtime")
+# httpx logs every request at INFO: too much for a worker making thousands of calls.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -40,17 +49,14 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 class Runtime:
     """Everything a stage needs, built once per worker process."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
+    def __init__(self, catalog: Catalog, source: Path | None = None) -> None:
         self.settings = catalog.broker
         self.backend = ResultBackend(catalog.broker)
-        self.policy = PolicyPipeline(catalog)
-        self.strategies: dict[str, RoutingStrategy] = {
-            name: get_strategy(spec.strategy) for name, spec in catalog.models.items()
-        }
-        # Fail at start-up, not on the first job, when a deployment names no known adapter.
-        for deployment in catalog.deployments.values():
-            get_adapter(deployment.provider)
+        self.source = source
+        self._stamp = _stamp(source)
+        self._checked = time.monotonic()
+        self.catalog_version = _version(source)
+        self._apply(catalog)
         self.rng = random.Random()
         total_capacity = sum(d.capacity.concurrency for d in catalog.deployments.values())
         self.sender = HttpSender(
@@ -62,6 +68,7 @@ class Runtime:
         self._thread.start()
         self.redis: aioredis.Redis = self.call(self._connect())
         self.capacity = CapacityStore(self.redis, catalog.broker.capacity)
+        self.budgets = BudgetStore(self.redis)
         self._gates: dict[str, PriorityGate] = {}
         self._states: States = {}
         self._states_at = 0.0
@@ -71,6 +78,60 @@ class Runtime:
             self.settings.redis_url, decode_responses=True, max_connections=512,
             health_check_interval=30, socket_keepalive=True,
         )
+
+    def _apply(self, catalog: Catalog) -> None:
+        """Build everything derived from the catalog (at start-up and on reload)."""
+        strategies: dict[str, RoutingStrategy] = {
+            name: get_strategy(spec.strategy) for name, spec in catalog.models.items()
+        }
+        # Fail at start-up, not on the first job, when a deployment names no known adapter.
+        for deployment in catalog.deployments.values():
+            get_adapter(deployment.provider)
+        self.policy = PolicyPipeline(catalog)
+        self.strategies = strategies
+        self.catalog = catalog
+
+    async def maybe_reload(self) -> bool:
+        """Pick up a changed catalog file; connections and pools stay as they are."""
+        interval = self.settings.catalog_reload_s
+        now = time.monotonic()
+        if self.source is None or not interval or now - self._checked < interval:
+            return False
+        self._checked = now
+        stamp = _stamp(self.source)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            catalog = load_catalog(self.source)
+            self._apply(catalog)
+        except (BrokerError, KeyError) as exc:
+            log.error("catalog change not applied, keeping version %s: %s",
+                      self.catalog_version, exc)
+            return False
+        self.catalog_version = _version(self.source)
+        log.info("catalog reloaded: policy version %s", self.catalog_version)
+        return True
+
+    def deployment_scope(self, deployment: Deployment) -> Scope:
+        """The capacity scope of a deployment."""
+        return deployment_scope(deployment, self.settings.capacity)
+
+    def tenant_scopes(self, record: JobRecord, deployment: Deployment) -> list[Scope]:
+        """The tenant's limits that apply to a job (none when it has none)."""
+        tenant = self.catalog.tenants.get(record.tenant or "")
+        if tenant is None:
+            return []
+        # A tenant lease is also held while the job waits for the deployment's capacity.
+        capacity = self.settings.capacity
+        ttl_ms = int((capacity.max_wait_s + deployment.timeout_s + capacity.lease_margin_s)
+                     * 1000)
+        return tenant_scopes(record.tenant or "", tenant, record.body.model, ttl_ms)
+
+    def on_limit(self, record: JobRecord) -> str:
+        """What the job's tenant wants done when its own limit is reached."""
+        tenant = self.catalog.tenants.get(record.tenant or "")
+        return tenant.on_limit if tenant else "queue"
 
     def gate(self, deployment: str) -> PriorityGate:
         """The in-process cap on calls to one deployment, interactive lane first."""
@@ -105,6 +166,26 @@ class Runtime:
             self._thread.join(timeout=5)
 
 
+def _stamp(source: Path | None) -> tuple[int, int] | None:
+    if source is None:
+        return None
+    try:
+        stat = source.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _version(source: Path | None) -> str:
+    """A short hash of the catalog file: the policy version recorded in results."""
+    if source is None:
+        return "-"
+    try:
+        return hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    except OSError:
+        return "-"
+
+
 _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
 
@@ -115,7 +196,8 @@ def get_runtime() -> Runtime:
     if _runtime is None:
         with _runtime_lock:
             if _runtime is None:
-                _runtime = Runtime(load_catalog())
+                source = Path(EnvOverrides().config)
+                _runtime = Runtime(load_catalog(source), source)
     return _runtime
 
 

@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "broker.cli.demo",
     "broker.cli.status",
     "broker.cli.submit",
+    "broker.cli.tenants",
     "broker.cli.upstream",
     "broker.cli.usage",
     "broker.cli.workers",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,6 +21,8 @@ class PolicyContext:
     body: JobBody
     key_sha256: str
     catalog: Catalog
+    lane: str = "interactive"
+    key_grants: Mapping[str, str] = field(default_factory=dict)  # key hash -> tenant (Redis)
     tenant_name: str | None = None
     tenant: Tenant | None = None
     model: ModelSpec | None = None
@@ -28,6 +30,11 @@ class PolicyContext:
     warnings: list[str] = field(default_factory=list)
     body_changed: bool = False
     _input_tokens: int | None = None
+
+    @property
+    def counted_tokens(self) -> int:
+        """Input tokens if a guard has counted them already, else 0 (never counts)."""
+        return self._input_tokens or 0
 
     def replace_body(self, body: JobBody) -> None:
         """A redacting guard's rewrite: what leaves the broker from here on."""
@@ -107,11 +114,13 @@ ContentGuardFactory = Callable[[dict[str, Any]], ContentGuard]
 
 
 _REGISTRY: dict[str, Callable[[], Guard]] = {}
-DEFAULT_GUARDS = ("tenant_auth", "known_model", "model_allowlist", "input_size")
+DEFAULT_GUARDS = ("tenant_auth", "known_model", "model_allowlist", "authorization",
+                  "input_size")
 _BUILTIN_MODULES = (
     "policies.guards.tenant_auth",
     "policies.guards.known_model",
     "policies.guards.model_allowlist",
+    "policies.guards.authorization",
     "policies.guards.input_size",
 )
 
