@@ -5,20 +5,25 @@
 Corpora (JSON lines, see tests/data): each PII line is {"text", "label": kind | false, "kind",
 "lang", "note"}; each injection line is {"text", "label": bool, "lang", "note"}. A PII line
 counts as a true positive for its kind when the detectors find that kind in it; any other line
-in which they find the kind is a false positive for it. `--bench` adds µs per job of each
-content guard on a 500-token prompt.
+in which they find the kind is a false positive for it. `--mistakes` lists the misclassified
+lines; `--bench` adds the CPU µs per job of each content guard on a ~460-token support prompt.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 import timeit
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from broker.schemas import ChatMessage, JobBody
+from broker.tokens import count_inputs
+from policies.guards.base import PolicyContext, build_content_guard
+from policies.guards.injection import DEFAULT_THRESHOLD
 from policies.injection_detector import assess
 from policies.pii_detectors import ALL_KINDS, find_pii
 
@@ -109,10 +114,7 @@ def injection_mistakes(rows: list[dict[str, Any]], threshold: float) -> list[str
 
 
 def bench_guards(prompt: str, repeat: int = 2000) -> dict[str, float]:
-    """µs per job of each content guard (mode block, tenant catalog stubbed out)."""
-    from broker.schemas import ChatMessage, JobBody  # noqa: PLC0415 - only needed here
-    from policies.guards.base import PolicyContext, build_content_guard  # noqa: PLC0415
-
+    """CPU µs per job of each content guard in block mode (best of 5 runs of `repeat` jobs)."""
     body = JobBody(model="m", messages=[ChatMessage(role="user", content=prompt)])
     guards = {
         "pii": build_content_guard("pii", {}),
@@ -125,7 +127,8 @@ def bench_guards(prompt: str, repeat: int = 2000) -> dict[str, float]:
         def run(guard: Any = guard) -> None:
             ctx = PolicyContext(job_id="j", body=body, key_sha256="", catalog=None)  # type: ignore[arg-type]
             guard.inspect(ctx, "block")
-        results[name] = min(timeit.repeat(run, number=repeat, repeat=3)) / repeat * 1e6
+        results[name] = min(timeit.repeat(run, number=repeat, repeat=5,
+                                          timer=time.thread_time)) / repeat * 1e6
     return results
 
 
@@ -145,8 +148,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bench", action="store_true")
     parser.add_argument("--mistakes", action="store_true")
     args = parser.parse_args(argv)
-    from policies.guards.injection import DEFAULT_THRESHOLD  # noqa: PLC0415 - registers guard
-
     threshold = args.threshold if args.threshold is not None else DEFAULT_THRESHOLD
     pii_rows, inj_rows = load_corpus(PII_CORPUS), load_corpus(INJECTION_CORPUS)
     print(_table(f"PII detectors ({len(pii_rows)} lines)", evaluate_pii(pii_rows)))
@@ -159,18 +160,43 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(["PII mistakes:", *pii_mistakes(pii_rows), "Injection mistakes:",
                          *injection_mistakes(inj_rows, threshold)]))
     if args.bench:
-        prompt = (DATA / "bench_prompt.txt").read_text(encoding="utf-8") if (
-            DATA / "bench_prompt.txt").exists() else _BENCH_PROMPT
-        for name, micros in bench_guards(prompt).items():
-            print(f"  {name:<10} {micros:8.1f} µs/job ({len(prompt)} characters)")
+        tokens = count_inputs(_BENCH_PROMPT, "o200k_base")
+        print(f"Per-job cost, one user message of {tokens} tokens:")
+        for name, micros in bench_guards(_BENCH_PROMPT).items():
+            print(f"  {name:<10} {micros:8.1f} µs/job")
 
 
-_BENCH_PROMPT = (
-    "You are helping our support team draft a reply. The customer wrote in last Tuesday about "
-    "an invoice that was charged twice, and asked whether the second payment can be refunded "
-    "to the original card. Summarise the thread below in three bullet points, keep a polite "
-    "tone, and suggest the next step for the agent. Do not promise a date for the refund; say "
-    "that finance reviews such requests within a few working days. ") * 8
+_BENCH_PROMPT = """You are helping our support team draft a reply to a customer. Read the \
+thread below, then write a short, polite answer and a three-bullet summary for the agent.
+
+Thread (most recent last):
+
+Customer, 12 March 2024: Hello, I ordered the espresso machine (order 5521-0098) on the 2nd and \
+was charged twice, 349.90 EUR each time. My bank statement shows both payments on the same day. \
+Could you refund the second one? I have attached a screenshot of the statement.
+
+Agent, 13 March 2024: Thank you for reaching out, and sorry for the trouble. I can see two \
+authorisations on your order. One of them should drop off within five working days; if it does \
+not, we will refund it manually. I have flagged the order for the finance team.
+
+Customer, 19 March 2024: It has now been a week and both payments are still there. I also noticed \
+that the delivery date moved from the 15th to the 22nd without any notice. I would like to know \
+what is going on, because I bought this as a birthday present and I need it before the 24th. If \
+the machine cannot arrive in time I would rather cancel the order and get all my money back.
+
+Agent, 20 March 2024: I understand. I asked the warehouse about the delay: the machine is back \
+in stock and leaves tomorrow by express courier, so it should arrive on the 21st. Finance has \
+confirmed the duplicate charge and started the refund; it usually takes three to five working \
+days to appear, depending on the bank.
+
+Customer, 26 March 2024: The machine arrived, thanks, but the refund has not. Please check again.
+
+Instructions for the reply: keep it under 120 words, apologise once, do not promise a date that \
+finance has not confirmed, and mention that the customer can reply to this email if the refund \
+has not appeared by the end of the week. Use British spelling. The summary for the agent should \
+list what happened, what was promised, and the next step, each in one line. Sign the reply with \
+the team name only, not with a person's name, and do not include internal ticket numbers.
+"""
 
 
 if __name__ == "__main__":

@@ -8,8 +8,12 @@ Options (catalog `guards.deny_list.options`):
 Patterns are compiled once, when the guard is built; an invalid one (or one that matches the
 empty string) is a ValueError naming it. Findings are recorded as one `deny_list` count and
 rejections name patterns by their index (#0, #1 ...), never the matched text. `redact` mode
-replaces each match with `[REDACTED:DENIED]`. Patterns come from the catalog, written by
-operators: like any regex they can be slow on purpose-built input, so keep them simple.
+replaces each match with `[REDACTED:DENIED]`.
+
+Cost: a pattern that cannot match without some literal word (`project` in `project\\s+falcon`)
+is skipped, after one substring test, on ASCII text that lacks the word; other patterns scan
+every prompt. Patterns come from the catalog, written by operators: like any regex they can be
+slow on purpose-built input, so keep them simple.
 """
 
 from __future__ import annotations
@@ -52,6 +56,23 @@ def compile_patterns(patterns: tuple[str, ...], case_insensitive: bool) -> list[
     return compiled
 
 
+_LITERAL_RUN = re.compile(r"([A-Za-z0-9_]{3,})(?![?*{])")
+
+
+def required_literal(pattern: str) -> str | None:
+    """A word every match of pattern must contain, for a cheap `in` test first; None if unsure.
+
+    Only plain sequences qualify (no groups, alternation or classes around the word): the
+    longest run of three or more ASCII word characters outside [...] that no quantifier makes
+    optional.
+    """
+    if any(ch in pattern for ch in "|()"):
+        return None
+    outside = re.sub(r"\[[^\]]*\]", " ", re.sub(r"\\.", " ", pattern))  # escapes, classes
+    runs = [m.group(1) for m in _LITERAL_RUN.finditer(outside)]
+    return max(runs, key=len) if runs else None
+
+
 class DenyListGuard:
     """Refuses, logs or redacts text matching any of the tenant's patterns."""
 
@@ -59,10 +80,22 @@ class DenyListGuard:
 
     def __init__(self, options: DenyListOptions) -> None:
         self.patterns = compile_patterns(options.patterns, options.case_insensitive)
+        self.case_insensitive = options.case_insensitive
+        # A pattern that needs a literal word cannot match an ASCII text without it.
+        self.literals = [
+            None if word is None else word.lower() if options.case_insensitive else word
+            for word in map(required_literal, options.patterns)]
+
+    def _candidates(self, text: str) -> list[tuple[int, re.Pattern[str]]]:
+        if not text.isascii():
+            return list(enumerate(self.patterns))
+        haystack = text.lower() if self.case_insensitive else text
+        return [(index, regex) for index, (regex, word) in enumerate(
+            zip(self.patterns, self.literals, strict=True)) if word is None or word in haystack]
 
     def _spans(self, text: str, hits: dict[int, int]) -> list[tuple[int, int]]:
         spans: list[tuple[int, int]] = []
-        for index, regex in enumerate(self.patterns):
+        for index, regex in self._candidates(text):
             found = [m.span() for m in regex.finditer(text) if m.end() > m.start()]
             if found:
                 hits[index] = hits.get(index, 0) + len(found)
@@ -97,7 +130,7 @@ class DenyListGuard:
             return Verdict.allow()
         total = sum(hits.values())
         ctx.record("deny_list", total)
-        which = ", ".join(f"#{index}×{count}" for index, count in sorted(hits.items()))
+        which = ", ".join(f"#{index}={count}" for index, count in sorted(hits.items()))
         if mode == "block":
             return Verdict.refuse(DeniedContent(
                 f"prompt matches the tenant's deny-list ({total} matches: patterns {which})"))

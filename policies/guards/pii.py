@@ -92,8 +92,8 @@ def _map_call(call: dict[str, Any], fn: TextFn) -> dict[str, Any]:
 
 
 def summarize(counts: Counter[str]) -> str:
-    """'email×2, phone×1': kinds and counts, never values."""
-    return ", ".join(f"{kind}×{count}" for kind, count in sorted(counts.items()))
+    """'email=2, phone=1': kinds and counts, never values."""
+    return ", ".join(f"{kind}={count}" for kind, count in sorted(counts.items()))
 
 
 class PiiOptions(BaseModel):
@@ -135,7 +135,8 @@ class PiiGuard:
         for kind, count in counts.items():
             ctx.record(f"pii.{kind}", count)
         if mode == "block":
-            return Verdict.refuse(PiiDetected(f"prompt contains personal data: {summarize(counts)}"))
+            return Verdict.refuse(PiiDetected(
+                f"prompt contains personal data: {summarize(counts)}"))
         if mode == "log":
             ctx.warnings.append(f"pii: personal data found and logged: {summarize(counts)}")
         return Verdict.allow()
