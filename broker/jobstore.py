@@ -173,30 +173,39 @@ def _float(value: str | None) -> float | None:
 
 def decode(job_id: str, values: list[str | None]) -> JobRecord | None:
     """A JobRecord from HMGET values in LOAD_FIELDS order; None if the payload is gone."""
-    fields = dict(zip(LOAD_FIELDS, values, strict=True))
-    body = fields[F_BODY]
+    return decode_hash(job_id, dict(zip(LOAD_FIELDS, values, strict=True)))
+
+
+def decode_hash(job_id: str, fields: dict[str, str | None]) -> JobRecord | None:
+    """A JobRecord from the job's whole hash (HGETALL); None if the payload is gone.
+
+    Stages read whole hashes: packing a 16-field HMGET costs the client far more CPU than
+    the few extra bytes of reply.
+    """
+    get = fields.get
+    body = get(F_BODY)
     if body is None:
         return None
-    itok = fields[F_INPUT_TOKENS]
-    lane = fields[F_LANE] or "interactive"
+    itok = get(F_INPUT_TOKENS)
+    lane = get(F_LANE) or "interactive"
     return JobRecord(
         id=job_id,
         body_json=body,
-        key_sha256=fields[F_KEY] or "",
-        submitted_at=float(fields[F_SUBMITTED] or 0.0),
-        state=JobStatus(fields[F_STATE] or JobStatus.QUEUED.value),
+        key_sha256=get(F_KEY) or "",
+        submitted_at=float(get(F_SUBMITTED) or 0.0),
+        state=JobStatus(get(F_STATE) or JobStatus.QUEUED.value),
         lane="batch" if lane == "batch" else "interactive",
-        deadline=_float(fields[F_DEADLINE]),
-        metadata_json=fields[F_META],
-        tenant=fields[F_TENANT],
+        deadline=_float(get(F_DEADLINE)),
+        metadata_json=get(F_META),
+        tenant=get(F_TENANT),
         input_tokens=int(itok) if itok else None,
-        admitted_at=_float(fields[F_ADMITTED]),
-        policy_ms=_float(fields[F_POLICY_MS]),
-        deployment=fields[F_DEPLOYMENT],
-        cancel_requested=fields[F_CANCEL] == "1",
-        policy_json=fields[F_POLICY],
-        route_json=fields[F_ROUTE],
-        budget_json=fields[F_BUDGET],
+        admitted_at=_float(get(F_ADMITTED)),
+        policy_ms=_float(get(F_POLICY_MS)),
+        deployment=get(F_DEPLOYMENT),
+        cancel_requested=get(F_CANCEL) == "1",
+        policy_json=get(F_POLICY),
+        route_json=get(F_ROUTE),
+        budget_json=get(F_BUDGET),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -45,9 +46,11 @@ class AuditEntry:
 
 
 def append_audit(pipe: Any, entries: list[AuditEntry], max_entries: int) -> None:
-    """Queue the entries on a pipeline; the stream is capped by length (approximately)."""
-    for entry in entries:
-        pipe.xadd(keys.audit_stream(), entry.fields(), maxlen=max_entries, approximate=True)
+    """Queue one stream entry holding a batch's decisions (one command, not one per job)."""
+    if entries:
+        payload = json.dumps([entry.fields() for entry in entries], separators=(",", ":"))
+        pipe.xadd(keys.audit_stream(), {"decisions": payload}, maxlen=max_entries,
+                  approximate=True)
 
 
 async def trim_by_age(client: Any, retention_days: int) -> None:

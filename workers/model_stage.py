@@ -10,9 +10,12 @@ for capacity goes back to its queue. Our own limits never fail a job.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+
+from redis.exceptions import RedisError
 
 from broker import jobstore as js
 from broker.catalog import Deployment
@@ -35,6 +38,8 @@ from workers.providers.base import HttpRequest, ProviderAdapter, get_adapter
 from workers.retry import AttemptResult, attempt_once, backoff_delay
 from workers.runtime import Runtime
 
+log = logging.getLogger("aibroker.model")
+
 
 @dataclass(slots=True)
 class BatchOutcome:
@@ -50,10 +55,10 @@ async def _claim(rt: Runtime, job_ids: list[str]) -> list[tuple[JobRecord | None
     async with rt.redis.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
             key = js.job_key(job_id)
-            pipe.hmget(key, js.LOAD_FIELDS)
+            pipe.hgetall(key)
             pipe.hincrby(key, js.F_RUNS, 1)
         rows = await pipe.execute()
-    return [(js.decode(job_id, rows[2 * i]), int(rows[2 * i + 1]))
+    return [(js.decode_hash(job_id, rows[2 * i]), int(rows[2 * i + 1]))
             for i, job_id in enumerate(job_ids)]
 
 
@@ -215,6 +220,11 @@ async def _run_job(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter
         return "rejected"
     except CapacityWaitExceeded:
         await rt.redis.hset(js.job_key(record.id), js.F_RUNS, 0)
+        return "requeue"
+    except RedisError:
+        # Redis unreachable mid-job: the job runs again from its queue; its result is
+        # stored once whatever happens, so a second run changes nothing.
+        log.warning("job %s goes back to its queue after a Redis error", record.id)
         return "requeue"
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from broker.backend import ResultBackend
 from broker.catalog import Catalog, Deployment, EnvOverrides, load_catalog
@@ -72,6 +73,7 @@ class Runtime:
         self._gates: dict[str, PriorityGate] = {}
         self._states: States = {}
         self._states_at = 0.0
+        self._states_refresh: asyncio.Future[None] | None = None
 
     async def _connect(self) -> aioredis.Redis:
         return aioredis.Redis.from_url(
@@ -142,12 +144,26 @@ class Runtime:
         return gate
 
     async def deployment_states(self, max_age_s: float = 0.5) -> States:
-        """Every deployment's shared state, re-read at most every `max_age_s`."""
-        now = time.monotonic()
-        if now - self._states_at > max_age_s:
-            self._states = await self.capacity.snapshot(list(self.catalog.deployments.values()))
-            self._states_at = now
+        """Every deployment's shared state, re-read at most every `max_age_s`.
+
+        One refresh at a time: thousands of jobs in flight ask at once, and all but the
+        first use the state they already have (or wait for the very first read).
+        """
+        if time.monotonic() - self._states_at <= max_age_s:
+            return self._states
+        if self._states_refresh is None or self._states_refresh.done():
+            self._states_refresh = asyncio.ensure_future(self._refresh_states())
+        if self._states_at == 0.0:
+            await asyncio.shield(self._states_refresh)
         return self._states
+
+    async def _refresh_states(self) -> None:
+        try:
+            self._states = await self.capacity.snapshot(list(self.catalog.deployments.values()))
+        except RedisError:
+            log.warning("could not read deployment states; keeping the last ones")
+        finally:
+            self._states_at = time.monotonic()
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run a coroutine on the worker loop and wait for its result from a pool thread."""

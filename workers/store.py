@@ -12,6 +12,6 @@ async def load_records(client: aioredis.Redis, job_ids: list[str]) -> list[JobRe
     """The records of a batch of jobs, None where the payload is gone."""
     async with client.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
-            pipe.hmget(js.job_key(job_id), js.LOAD_FIELDS)
+            pipe.hgetall(js.job_key(job_id))
         rows = await pipe.execute()
-    return [js.decode(job_id, row) for job_id, row in zip(job_ids, rows, strict=True)]
+    return [js.decode_hash(job_id, row) for job_id, row in zip(job_ids, rows, strict=True)]

@@ -44,13 +44,15 @@ def read_audit(client: redis.Redis, *, tenant: str | None = None, decision: str 
             keys.audit_stream(), min=start, max="+", count=1000)
         if not batch:
             break
-        for entry_id, fields in batch:
-            if tenant and fields.get("tenant") != tenant:
-                continue
-            if decision and fields.get("decision") != decision:
-                continue
+        for entry_id, stored in batch:
             when = datetime.fromtimestamp(int(entry_id.split("-")[0]) / 1000, UTC)
-            matched.append({"time": when.isoformat(timespec="milliseconds"), **fields})
+            stamp = when.isoformat(timespec="milliseconds")
+            for fields in json.loads(stored.get("decisions", "[]")):
+                if tenant and fields.get("tenant") != tenant:
+                    continue
+                if decision and fields.get("decision") != decision:
+                    continue
+                matched.append({"time": stamp, **{k: str(v) for k, v in fields.items()}})
         start = "(" + batch[-1][0]
         matched = matched[-limit:]
     return matched
