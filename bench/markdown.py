@@ -48,7 +48,9 @@ def header(facts: dict[str, Any], sizes: dict[str, Any]) -> str:
         "user+system time read from the OS (psutil). Broker CPU = producer (the bench process) "
         "+ gateway worker + model workers + Redis. CPU ms per job equals CPU seconds per "
         "1,000 jobs. Baselines run in the same session on the same provider; ratios compare "
-        "figures of this run only.",
+        "figures of this run only. Every process runs a copy of the sources taken when the "
+        "run started." + (" PROFILED RUN: py-spy was attached during the throughput run."
+                          if facts.get("profiled") else ""),
     ])
 
 
@@ -148,6 +150,12 @@ def latency_section(results: Results) -> str:
             [f"direct aiohttp client: wall - {LATENCY_MS:g} ms configured",
              *_ms(dig(lat, "direct_client", "wall_minus_configured_latency_ms"))],
             ["broker: upstream call as the model worker timed it", *_ms(lat["upstream_call_ms"])],
-            ["broker: queued (total - policy - upstream)", *_ms(lat["queued_ms"])]]
+            ["broker: queued (total - policy - upstream)", *_ms(lat["queued_ms"])],
+            ["broker hop 1: submit to admitted by the gateway",
+             *_ms(lat.get("submit_to_admitted_ms"))],
+            ["broker hop 2: admitted to result stored, minus upstream call",
+             *_ms(lat.get("admitted_to_finished_minus_upstream_ms"))],
+            ["producer: result stored to seen by the waiting producer",
+             *_ms(lat.get("result_to_producer_ms"))]]
     return (f"## 3. Added latency at low load ({lat['jobs']:,} interactive jobs, paced)\n\n"
             + table(("ms", "p50", "p95", "p99", "max"), rows))

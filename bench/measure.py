@@ -11,12 +11,12 @@ from bench import redisstats
 from bench.harness import BrokerRun
 from bench.procstats import RssSampler
 from bench.progress import Ticker, log
+from bench.waiting import poll_until_done
 from broker.backend import read_results
 from broker.client import Client
 from broker.schemas import JobResult, Lane
 
 BROKER_GROUPS = ("producer", "gateway", "model", "redis")
-_POLL_CHUNK = 1000
 
 
 @dataclass
@@ -26,6 +26,7 @@ class Measured:
     label: str
     jobs: int
     finished: int
+    succeeded: int
     lost: int
     statuses: dict[str, int]
     elapsed_s: float
@@ -38,6 +39,7 @@ class Measured:
     redis_top_commands: dict[str, int]
     peak_rss_mb: dict[str, float]
     worker_errors: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
     upstream: dict[str, Any] = field(default_factory=dict)
     started_at: float = 0.0
     finish_times: list[float] = field(default_factory=list, repr=False)
@@ -52,36 +54,22 @@ class Measured:
 def wait_results(client: Client, ids: list[str], stall_s: float,
                  ticker: Ticker | None = None,
                  budget_s: float = 600.0) -> tuple[list[JobResult], list[str]]:
-    """Poll results (pipelined MGET) until all are in, none arrives for `stall_s`, or the
-    time budget is spent; returns the results and the ids still unfinished."""
-    pending = list(ids)
-    found: list[JobResult] = []
-    last_progress = started = time.monotonic()
-    delay = 0.02
-    while pending:
-        still: list[str] = []
-        for start in range(0, len(pending), _POLL_CHUNK):
-            chunk = pending[start:start + _POLL_CHUNK]
-            for job_id, result in zip(chunk, read_results(client.redis, chunk), strict=True):
-                if result is None:
-                    still.append(job_id)
-                else:
-                    found.append(result)
-        if len(still) < len(pending):
-            last_progress, delay = time.monotonic(), 0.02
-        elif time.monotonic() - last_progress > stall_s:
-            log(f"  no result for {stall_s:.0f} s: {len(still):,} jobs never finished")
-            return found, still
-        if still and time.monotonic() - started > budget_s:
-            log(f"  time budget of {budget_s:.0f} s spent: {len(still):,} jobs unfinished")
-            return found, still
-        pending = still
-        if ticker is not None:
-            ticker.update(len(found))
-        if pending:
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.2)
-    return found, []
+    """The results of `ids` as they arrive (see poll_until_done) and the ids unfinished."""
+    def fetch(chunk: list[str]) -> list[JobResult | None]:
+        return read_results(client.redis, chunk)
+
+    return poll_until_done(fetch, ids, stall_s=stall_s, budget_s=budget_s, ticker=ticker)
+
+
+def failure_reasons(results: list[JobResult]) -> dict[str, str]:
+    """For each error code among the results: how many, and one message."""
+    counts: Counter[str] = Counter()
+    message: dict[str, str] = {}
+    for result in results:
+        if result.error is not None:
+            counts[result.error.code] += 1
+            message.setdefault(result.error.code, result.error.message[:160])
+    return {code: f"{n}x {message[code]}" for code, n in counts.most_common()}
 
 
 def per_job_ms(seconds: float, jobs: int) -> float:
@@ -115,28 +103,30 @@ def run_jobs(run: BrokerRun, jobs: list[dict[str, Any]], label: str, stall_s: fl
                                         redisstats.command_counts(run.infra.redis))
     last = max((r.finished_at for r in results), default=started + wall)
     elapsed = max(last - started, 1e-6)
-    done = len(results)
+    statuses = Counter(r.status.value for r in results)
+    ok = statuses.get("succeeded", 0)
     broker_cpu = sum(cpu.groups.get(g, 0.0) for g in BROKER_GROUPS)
     stats = run.infra.upstream_stats()
     measured = Measured(
-        label=label, jobs=len(jobs), finished=done, lost=len(lost),
-        statuses=dict(Counter(r.status.value for r in results)), elapsed_s=round(elapsed, 3),
-        jobs_per_s=round(done / elapsed, 1),
+        label=label, jobs=len(jobs), finished=len(results), succeeded=ok, lost=len(lost),
+        statuses=dict(statuses), elapsed_s=round(elapsed, 3), jobs_per_s=round(ok / elapsed, 1),
         cpu_s={k: round(v, 3) for k, v in cpu.groups.items()},
-        cpu_ms_per_job={k: per_job_ms(v, done) for k, v in cpu.groups.items()},
-        broker_cpu_ms_per_job=per_job_ms(broker_cpu, done),
+        cpu_ms_per_job={k: per_job_ms(v, ok) for k, v in cpu.groups.items()},
+        broker_cpu_ms_per_job=per_job_ms(broker_cpu, ok),
         others_cpu_s=round(cpu.others(), 2),
-        redis_commands_per_job=round(sum(commands.values()) / max(done, 1), 2),
+        redis_commands_per_job=round(sum(commands.values()) / max(ok, 1), 2),
         redis_top_commands=dict(list(commands.items())[:12]),
         peak_rss_mb={k: round(v, 1) for k, v in rss.peak.items()},
-        worker_errors=run.worker_errors(),
+        worker_errors=run.worker_errors(), failures=failure_reasons(results),
         upstream={"requests": stats.get("requests_total", 0),
                   "peak_in_flight": stats.get("peak_in_flight", 0),
                   "by_status": stats.get("by_status", {})},
         started_at=started, finish_times=sorted(r.finished_at for r in results),
     )
-    log(f"  {label}: {done:,}/{len(jobs):,} in {elapsed:.1f} s = {measured.jobs_per_s:,.0f} "
-        f"jobs/s; broker CPU {measured.broker_cpu_ms_per_job:.2f} ms/job "
+    log(f"  {label}: {ok:,}/{len(jobs):,} succeeded in {elapsed:.1f} s = "
+        f"{measured.jobs_per_s:,.0f} jobs/s; broker CPU "
+        f"{measured.broker_cpu_ms_per_job:.2f} ms/job "
         f"({', '.join(f'{g} {measured.cpu_ms_per_job.get(g, 0):.2f}' for g in BROKER_GROUPS)})"
-        + (f"; LOST {len(lost):,}" if lost else ""))
+        + (f"; LOST {len(lost):,}" if lost else "")
+        + (f"; NOT SUCCEEDED {len(results) - ok:,}" if len(results) > ok else ""))
     return measured

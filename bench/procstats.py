@@ -60,38 +60,49 @@ class CpuDelta:
 
 @dataclass
 class ProcWatch:
-    """Process groups (producer, gateway, model, redis, simulator, ...) by their root pids."""
+    """Process groups (producer, gateway, model, redis, simulator, ...) by their root pids.
+
+    Walking process trees reads all of /proc, so members are found again only when the
+    groups change or a CPU snapshot is taken, never on each RSS sample.
+    """
 
     groups: dict[str, list[int]] = field(default_factory=dict)
     _last: dict[int, float] = field(default_factory=dict)
     _alone: set[int] = field(default_factory=set)
+    _members: dict[int, tuple[str, psutil.Process]] | None = None
 
     def add(self, group: str, pid: int, children: bool = True) -> None:
         """Count a process (and, unless told otherwise, its children) into a group."""
         self.groups.setdefault(group, []).append(pid)
         if not children:
             self._alone.add(pid)
+        self._members = None
 
     def remove_group(self, group: str) -> None:
         """Forget a group whose processes have stopped."""
         self.groups.pop(group, None)
+        self._members = None
 
-    def _pids(self) -> dict[int, str]:
-        found: dict[int, str] = {}
+    def refresh(self) -> dict[int, tuple[str, psutil.Process]]:
+        """Find every member process again (children may have come or gone)."""
+        found: dict[int, tuple[str, psutil.Process]] = {}
         for group, roots in self.groups.items():
             for root in roots:
                 for process in _tree(root, root not in self._alone):
-                    found.setdefault(process.pid, group)
+                    found.setdefault(process.pid, (group, process))
+        self._members = found
         return found
+
+    def _cached(self) -> dict[int, tuple[str, psutil.Process]]:
+        return self._members if self._members is not None else self.refresh()
 
     def snapshot(self) -> CpuSnapshot:
         """CPU seconds of every process in every group, now."""
         by_pid: dict[int, float] = {}
-        for pid in self._pids():
-            value = _cpu_of(psutil.Process(pid)) if psutil.pid_exists(pid) else None
-            if value is None:
-                value = self._last.get(pid, 0.0)
-            by_pid[pid] = self._last[pid] = value
+        for pid, (_, process) in self.refresh().items():
+            value = _cpu_of(process)
+            by_pid[pid] = self._last[pid] = value if value is not None else self._last.get(pid,
+                                                                                          0.0)
         machine = psutil.cpu_times()
         busy = float(sum(machine) - machine.idle - getattr(machine, "iowait", 0.0))
         return CpuSnapshot(by_pid, busy, time.perf_counter())
@@ -100,7 +111,7 @@ class ProcWatch:
         """CPU seconds per group between `before` and `after` (default: now)."""
         after = after or self.snapshot()
         groups = {name: 0.0 for name in self.groups}
-        for pid, group in self._pids().items():
+        for pid, (group, _) in self._cached().items():
             spent = after.by_pid.get(pid, self._last.get(pid, 0.0)) - before.by_pid.get(pid, 0.0)
             groups[group] += max(spent, 0.0)
         return CpuDelta(groups, after.machine_busy - before.machine_busy, after.at - before.at)
@@ -108,25 +119,16 @@ class ProcWatch:
     def rss_mb(self) -> dict[str, float]:
         """Resident memory per group in MiB, now."""
         totals = {name: 0.0 for name in self.groups}
-        for pid, group in self._pids().items():
-            value = _rss_of(psutil.Process(pid)) if psutil.pid_exists(pid) else None
-            totals[group] += value or 0.0
+        for group, process in self._cached().values():
+            if group in totals:
+                totals[group] += _rss_of(process) or 0.0
         return totals
-
-    def rss_by_process(self) -> dict[str, float]:
-        """Resident memory of each root process (`group/pid`) in MiB, now."""
-        found: dict[str, float] = {}
-        for group, roots in self.groups.items():
-            for root in roots:
-                total = sum(_rss_of(p) or 0.0 for p in _tree(root, root not in self._alone))
-                found[f"{group}/{root}"] = round(total, 1)
-        return found
 
 
 class RssSampler:
     """Samples group RSS in a background thread and keeps each group's peak."""
 
-    def __init__(self, watch: ProcWatch, interval_s: float = 0.25) -> None:
+    def __init__(self, watch: ProcWatch, interval_s: float = 0.5) -> None:
         self.watch = watch
         self.interval_s = interval_s
         self.peak: dict[str, float] = {}

@@ -27,6 +27,7 @@ def render(facts: dict[str, Any], sizes: dict[str, Any], results: markdown.Resul
         sections.capacity_section(results),
         sections.memory_section(results, chart_names.get("memory")),
         sections.tokenizer_section(results),
+        sections.profile_section(results),
         sections.problems_section(results),
     ]
     return "\n\n".join(part for part in parts if part) + "\n"

@@ -19,6 +19,7 @@ from bench.config import Sizes
 from bench.harness import infra
 from bench.progress import log
 from bench.scenarios import SCENARIOS, Context, get
+from bench.snapshot import sources_snapshot
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
@@ -35,6 +36,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"run only these scenarios ({', '.join(SCENARIOS)})")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="directory for the results (default: bench/results)")
+    parser.add_argument("--profile", action="store_true",
+                        help="record py-spy profiles of the broker processes during the "
+                             "throughput run (perturbs its figures; needs py-spy)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the worker and Redis logs directory after the run")
     args = parser.parse_args(argv)
@@ -44,6 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from "
                      f"{', '.join(SCENARIOS)}")
     args.scenarios = [name for name in SCENARIOS if not chosen or name in chosen]
+    args.out = args.out.resolve()
     return args
 
 
@@ -51,13 +56,13 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds the context managers: children get stopped
 
 
-def run_scenarios(names: list[str], sizes: Sizes, work_dir: Path,
-                  facts: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def run_scenarios(names: list[str], sizes: Sizes, work_dir: Path, facts: dict[str, Any],
+                  profile: bool = False) -> dict[str, dict[str, Any]]:
     """Run each scenario in order; a failing one is recorded and the rest still run."""
     results: dict[str, dict[str, Any]] = {}
-    with infra(work_dir) as shared:
+    with sources_snapshot(work_dir), infra(work_dir) as shared:
         facts["redis"] = redisstats.version(shared.redis)
-        ctx = Context(shared, sizes, results)
+        ctx = Context(shared, sizes, results, profile)
         for name in names:
             started = time.monotonic()
             try:
@@ -82,16 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     failed = True
     try:
-        results = run_scenarios(args.scenarios, sizes, work_dir, facts)
+        results = run_scenarios(args.scenarios, sizes, work_dir, facts, args.profile)
         failed = any("error" in result for result in results.values())
     finally:
-        if failed or args.keep_logs:
+        if failed or args.keep_logs or args.profile:
             log(f"logs kept in {work_dir}")
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
     facts["duration_s"] = round(time.monotonic() - started, 1)
     facts["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    complete = not args.quick and args.scenarios == list(SCENARIOS)
+    facts["profiled"] = args.profile
+    complete = not args.quick and not args.profile and args.scenarios == list(SCENARIOS)
     paths = report.write(args.out, facts, sizes, results, complete=complete)
     for path in paths:
         log(f"wrote {path}")

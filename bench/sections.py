@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from bench.markdown import Results, num, table
-from bench.scenarios.common import dig
 
 
 def scaling_section(results: Results, chart: str | None) -> str:
@@ -79,17 +78,52 @@ def tokenizer_section(results: Results) -> str:
                      f"share of the {t['cpu_budget_ms_per_job']} ms/job budget"), rows))
 
 
+def _runs(node: Any, where: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every measured run in the results tree, with its path."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(node, dict):
+        if "statuses" in node or "worker_errors" in node:
+            found.append((where, node))
+        for key, value in node.items():
+            found += _runs(value, f"{where}/{key}" if where else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _runs(value, f"{where}[{index}]")
+    return found
+
+
 def problems_section(results: Results) -> str:
     """Scenario failures, lost jobs and worker log errors, so no figure hides them."""
     lines: list[str] = []
     for name, result in results.items():
         if "error" in result:
             lines.append(f"- scenario `{name}` failed: {result['error']}")
-    for path in (("throughput", "broker"), ("transport", "httpx"), ("baselines", "naive")):
-        run = dig(results, *path)
-        if run and run.get("lost"):
-            lines.append(f"- {'/'.join(path)}: {run['lost']:,} of {run['jobs']:,} jobs did not "
-                         "finish")
-        for error in (run or {}).get("worker_errors", []):
-            lines.append(f"- {'/'.join(path)} worker log: `{error}`")
+    seen: set[int] = set()
+    for where, run in _runs(results):
+        if id(run) in seen:
+            continue
+        seen.add(id(run))
+        failed = {k: v for k, v in run.get("statuses", {}).items()
+                  if k not in ("succeeded", "SUCCESS")}
+        if run.get("lost"):
+            lines.append(f"- {where}: {run['lost']:,} jobs never finished")
+        if failed:
+            lines.append(f"- {where}: jobs that did not succeed: {failed}")
+        lines += [f"- {where} error `{code}`: {text}"
+                  for code, text in run.get("failures", {}).items()]
+        lines += [f"- {where} worker log: `{error}`" for error in run.get("worker_errors", [])]
     return "## Problems seen during the run\n\n" + "\n".join(lines) if lines else ""
+
+
+def profile_section(results: Results) -> str:
+    """Where each broker process spent its CPU during the profiled throughput run."""
+    profiles = (results.get("throughput") or {}).get("profile")
+    if not profiles:
+        return ""
+    parts = ["## Profile of the throughput run (py-spy; this run's figures are perturbed)"]
+    for name, summary in profiles.items():
+        rows = [(f"{pct:.1f}%", f"`{func}`") for pct, func in summary["inclusive"][:12]]
+        own = ", ".join(f"`{func}` {pct:.1f}%" for pct, func in summary["self"][:6])
+        parts.append(f"### {name} ({summary['samples']:,} active samples)\n\n"
+                     + table(("inclusive", "function"), rows) + f"\n\n- on top: {own}")
+    return "\n\n".join(parts)

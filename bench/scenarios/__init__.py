@@ -21,6 +21,7 @@ class Context:
     infra: Infra
     sizes: Sizes
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    profile: bool = False
 
 
 Scenario = Callable[[Context], dict[str, Any]]

@@ -18,6 +18,7 @@ from bench.measure import Measured, per_job_ms
 from bench.procstats import RssSampler
 from bench.progress import Ticker, log
 from bench.scenarios import Context
+from bench.waiting import poll_until_done
 from broker.localstack import ProcessGroup
 
 NAIVE_GROUPS = ("producer", "naive", "redis")
@@ -29,32 +30,16 @@ def _finished_at(meta: dict[str, Any]) -> float:
     return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
 
 
-def _wait_naive(infra: Infra, ids: list[str], stall_s: float,
+def _wait_naive(infra: Infra, ids: list[str], stall_s: float, budget_s: float,
                 ticker: Ticker | None) -> tuple[list[dict[str, Any]], int]:
-    pending, found = list(ids), []
-    last_progress, delay = time.monotonic(), 0.02
-    while pending:
-        still: list[str] = []
-        for start in range(0, len(pending), 1000):
-            chunk = pending[start:start + 1000]
-            for task_id, raw in zip(chunk, infra.redis.mget([_META + i for i in chunk]),
-                                    strict=True):
-                meta = json.loads(raw) if raw else None
-                if meta and meta.get("status") in ("SUCCESS", "FAILURE"):
-                    found.append(meta)
-                else:
-                    still.append(task_id)
-        if len(still) < len(pending):
-            last_progress, delay = time.monotonic(), 0.02
-        elif time.monotonic() - last_progress > stall_s:
-            return found, len(still)
-        pending = still
-        if ticker is not None:
-            ticker.update(len(found))
-        if pending:
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.2)
-    return found, 0
+    def fetch(chunk: list[str]) -> list[dict[str, Any] | None]:
+        metas = [json.loads(raw) if raw else None
+                 for raw in infra.redis.mget([_META + i for i in chunk])]
+        return [m if m and m.get("status") in ("SUCCESS", "FAILURE") else None for m in metas]
+
+    found, pending = poll_until_done(fetch, ids, stall_s=stall_s, budget_s=budget_s,
+                                     ticker=ticker)
+    return found, len(pending)
 
 
 def _send(app: Any, url: str, start: int, count: int) -> list[str]:
@@ -80,14 +65,16 @@ def naive(ctx: Context) -> dict[str, Any]:
                          "PYTHONUNBUFFERED": "1"})
         procs.wait_for_line("naive", "ready.", timeout=90)
         infra.watch.add("naive", procs.processes["naive"].pid)
-        _wait_naive(infra, _send(app, url, 10_000_000, sizes.warmup_jobs), sizes.stall_s, None)
+        _wait_naive(infra, _send(app, url, 10_000_000, sizes.warmup_jobs), sizes.stall_s,
+                    sizes.run_budget_s, None)
         infra.reset_upstream()
         commands_before = redisstats.command_counts(infra.redis)
         cpu_before = infra.watch.snapshot()
         started = time.time()
         with RssSampler(infra.watch) as rss:
             ids = _send(app, url, 0, count)
-            metas, lost = _wait_naive(infra, ids, sizes.stall_s, Ticker("naive", count))
+            metas, lost = _wait_naive(infra, ids, sizes.stall_s, sizes.run_budget_s,
+                                      Ticker("naive", count))
         cpu = infra.watch.delta(cpu_before)
         commands = redisstats.command_delta(commands_before,
                                             redisstats.command_counts(infra.redis))
@@ -95,12 +82,13 @@ def naive(ctx: Context) -> dict[str, Any]:
         app.close()
         procs.stop_all()
         infra.watch.remove_group("naive")
-    done = len(metas)
+    statuses = Counter(str(m.get("status")) for m in metas)
+    done = statuses.get("SUCCESS", 0)
     elapsed = max(max((_finished_at(m) for m in metas), default=time.time()) - started, 1e-6)
     stats = infra.upstream_stats()
     measured = Measured(
-        label="naive", jobs=count, finished=done, lost=lost,
-        statuses=dict(Counter(str(m.get("status")) for m in metas)),
+        label="naive", jobs=count, finished=len(metas), succeeded=done, lost=lost,
+        statuses=dict(statuses),
         elapsed_s=round(elapsed, 3), jobs_per_s=round(done / elapsed, 1),
         cpu_s={k: round(v, 3) for k, v in cpu.groups.items()},
         cpu_ms_per_job={k: per_job_ms(v, done) for k, v in cpu.groups.items()},

@@ -33,7 +33,8 @@ def concurrency_limited(ctx: Context) -> dict[str, Any]:
               "fidelity": round(measured.jobs_per_s / limit, 3),
               "peak_in_flight": measured.upstream.get("peak_in_flight"),
               "upstream_429": int(by_status.get("429", 0)), "lost": measured.lost,
-              "statuses": measured.statuses, "worker_errors": measured.worker_errors}
+              "statuses": measured.statuses, "failures": measured.failures,
+              "worker_errors": measured.worker_errors}
     log(f"  concurrency {CONCURRENCY}: {measured.jobs_per_s:,.0f}/{limit:,.0f} jobs/s = "
         f"{result['fidelity']:.0%}; peak in flight {result['peak_in_flight']}, "
         f"{result['upstream_429']} answered 429")
@@ -72,7 +73,8 @@ def rpm_limited(ctx: Context) -> dict[str, Any]:
               "jobs_per_s": measured.jobs_per_s,
               "steady_jobs_per_s": None if steady is None else round(steady, 1),
               "fidelity": fidelity, "enforced": enforced, "lost": measured.lost,
-              "note": "" if enforced else NOT_ENFORCED, "worker_errors": measured.worker_errors}
+              "note": "" if enforced else NOT_ENFORCED, "statuses": measured.statuses,
+              "failures": measured.failures, "worker_errors": measured.worker_errors}
     log(f"  rpm {sizes.rpm:,} (window {window} s): steady {result['steady_jobs_per_s']} jobs/s "
         f"against {limit:,.0f} allowed; busiest window {busiest}/{allowed}"
         + ("" if enforced else " (NOT enforced)"))

@@ -33,14 +33,14 @@ def warm_up(run: BrokerRun, count: int, stall_s: float) -> None:
 
 
 def measure_broker(ctx: Context, name: str, catalog: dict[str, Any], count: int,
-                   specs: SpecsFor | None = None) -> Measured:
+                   specs: SpecsFor | None = None, budget_s: float | None = None) -> Measured:
     """A fresh broker with `catalog`: start its workers, warm up, then measure `count` jobs."""
     log(f"{name}: {count:,} jobs")
     with broker(ctx.infra, name, catalog) as run:
         run.start_workers(specs(run.cluster.catalog) if specs else None)
         warm_up(run, ctx.sizes.warmup_jobs, ctx.sizes.stall_s)
         return run_jobs(run, jobs(count), name, ctx.sizes.stall_s,
-                        budget_s=ctx.sizes.run_budget_s)
+                        budget_s=budget_s or ctx.sizes.run_budget_s)
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:

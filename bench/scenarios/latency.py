@@ -13,6 +13,7 @@ from bench.scenarios import Context
 from bench.scenarios.baselines import ceiling
 from bench.scenarios.common import warm_up
 from bench.stats import summary
+from broker import jobstore as js
 from broker.schemas import JobResult
 
 Sample = tuple[JobResult, float]  # the result and the producer-observed wall time in ms
@@ -40,10 +41,28 @@ def paced(run: BrokerRun, count: int, rate: float) -> list[Sample]:
         return [future.result() for future in futures]
 
 
-def _broker_figures(samples: list[Sample]) -> dict[str, Any]:
+def _hops(run: BrokerRun, ok: list[Sample]) -> dict[str, Any]:
+    """Split the added time at the gateway's admission stamp in each job's hash."""
+    with run.client.redis.pipeline(transaction=False) as pipe:
+        for result, _ in ok:
+            pipe.hmget(js.job_key(result.id), [js.F_SUBMITTED, js.F_ADMITTED])
+        stamps = pipe.execute()
+    to_admitted, admitted_to_done = [], []
+    for (result, _), (submitted, admitted) in zip(ok, stamps, strict=True):
+        if submitted and admitted:
+            to_admitted.append((float(admitted) - float(submitted)) * 1000)
+            admitted_to_done.append((result.finished_at - float(admitted)) * 1000
+                                    - result.timings.upstream)
+    return {"submit_to_admitted_ms": summary(to_admitted),
+            "admitted_to_finished_minus_upstream_ms": summary(admitted_to_done),
+            "result_to_producer_ms": summary([w - r.timings.total for r, w in ok])}
+
+
+def _broker_figures(run: BrokerRun, samples: list[Sample]) -> dict[str, Any]:
     ok = [(r, wall) for r, wall in samples if r.ok]
     timings = [r.timings for r, _ in ok]
     return {
+        **_hops(run, ok),
         "jobs": len(samples), "succeeded": len(ok),
         "result_total_minus_upstream_ms": summary([t.total - t.upstream for t in timings]),
         "wall_minus_upstream_ms": summary([w - r.timings.upstream for r, w in ok]),
@@ -61,7 +80,7 @@ def run(ctx: Context) -> dict[str, Any]:
     with broker(infra, "latency", config.catalog(infra.upstream)) as run_:
         run_.start_workers()
         warm_up(run_, min(sizes.warmup_jobs, 100), sizes.stall_s)
-        figures = _broker_figures(paced(run_, sizes.latency_jobs, sizes.latency_rate))
+        figures = _broker_figures(run_, paced(run_, sizes.latency_jobs, sizes.latency_rate))
         figures["worker_errors"] = run_.worker_errors()
     direct = ceiling(ctx, "aiohttp", max(sizes.latency_jobs // 5, 50), sizes.latency_rate)
     walls = [float(w) for w in direct.pop("wall_ms")]

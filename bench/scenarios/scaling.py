@@ -21,6 +21,7 @@ def _point(measured: Measured, capacity: int, processes: int) -> dict[str, Any]:
             "broker_cpu_ms_per_job": measured.broker_cpu_ms_per_job,
             "cpu_ms_per_job": measured.cpu_ms_per_job, "lost": measured.lost,
             "peak_in_flight": measured.upstream.get("peak_in_flight"),
+            "statuses": measured.statuses, "failures": measured.failures,
             "worker_errors": measured.worker_errors}
 
 
@@ -30,7 +31,8 @@ def run(ctx: Context) -> dict[str, Any]:
     by_processes: list[dict[str, Any]] = []
     for processes in PROCESSES:
         measured = measure_broker(ctx, f"scaling-p{processes}", config.catalog(upstream),
-                                  count, model_processes(processes))
+                                  count, model_processes(processes),
+                                  budget_s=ctx.sizes.point_budget_s)
         by_processes.append(_point(measured, config.CAPACITY, processes))
     by_capacity: list[dict[str, Any]] = []
     for capacity in CAPACITIES:
@@ -38,7 +40,8 @@ def run(ctx: Context) -> dict[str, Any]:
             by_capacity.append(by_processes[0])
             continue
         measured = measure_broker(ctx, f"scaling-c{capacity}",
-                                  config.catalog(upstream, concurrency=capacity), count)
+                                  config.catalog(upstream, concurrency=capacity), count,
+                                  budget_s=ctx.sizes.point_budget_s)
         by_capacity.append(_point(measured, capacity, 1))
     log("scaling: " + "; ".join(f"{p['processes']} proc {p['jobs_per_s']:,.0f}/s"
                                 for p in by_processes) + " | " +
