@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -21,9 +22,15 @@ import redis.asyncio as aioredis
 from broker import keys
 from broker.catalog import CapacitySettings, Deployment, Tenant
 from policies.routing import DeploymentState
+from workers.script_batcher import ScriptBatcher
 
 _ACQUIRE = resources.files("broker").joinpath("lua/acquire.lua").read_text()
 _RELEASE = resources.files("broker").joinpath("lua/release.lua").read_text()
+
+
+# When the current batch must stop waiting for capacity (monotonic clock): a job that
+# waited until then goes back to its queue instead of running into the task time limit.
+WAIT_UNTIL: ContextVar[float] = ContextVar("aibroker_wait_until", default=float("inf"))
 
 
 def _per_window(per_minute: int, window_s: int) -> int:
@@ -101,6 +108,7 @@ class CapacityStore:
         self.settings = settings
         self._acquire: Any = client.register_script(_ACQUIRE)
         self._release: Any = client.register_script(_RELEASE)
+        self._batcher = ScriptBatcher(client)
 
     @staticmethod
     def _keys(scope: Scope) -> list[str]:
@@ -112,11 +120,11 @@ class CapacityStore:
         window = self.settings.window_s
         lease_id = uuid.uuid4().hex
         # Limits are per minute; a shorter window (tests) gets the proportional share.
-        reply = await self._acquire(
-            keys=self._keys(scope),
-            args=[keys.capacity_prefix(scope.name), int(time.time() * 1000), lease_id,
-                  scope.lease_ttl_ms, scope.concurrency, _per_window(scope.rpm, window),
-                  _per_window(scope.tpm, window), tokens, window])
+        reply = await self._batcher.call(
+            self._acquire, self._keys(scope),
+            [keys.capacity_prefix(scope.name), int(time.time() * 1000), lease_id,
+             scope.lease_ttl_ms, scope.concurrency, _per_window(scope.rpm, window),
+             _per_window(scope.tpm, window), tokens, window])
         if int(reply[0]) == 1:
             return Lease(lease_id, int(reply[1]), int(reply[2]) if scope.tpm else 0)
         return float(reply[2])
@@ -124,7 +132,8 @@ class CapacityStore:
     async def acquire(self, scope: Scope, tokens: int, deadline: float | None,
                       wait: bool = True) -> Lease:
         """Wait for capacity; raises DeadlinePassed or CapacityWaitExceeded."""
-        waited_until = time.monotonic() + (self.settings.max_wait_s if wait else 0.0)
+        waited_until = min(time.monotonic() + (self.settings.max_wait_s if wait else 0.0),
+                           WAIT_UNTIL.get())
         while True:
             got = await self.try_acquire(scope, tokens)
             if isinstance(got, Lease):
@@ -140,9 +149,9 @@ class CapacityStore:
         """Give the lease back and settle; returns the circuit state after this outcome."""
         adaptive = self.settings.adaptive
         tpm_on = scope.tpm > 0
-        state = await self._release(
-            keys=self._keys(scope),
-            args=[keys.capacity_prefix(scope.name), lease.lease_id, lease.bucket,
+        state = await self._batcher.call(
+            self._release, self._keys(scope),
+            [keys.capacity_prefix(scope.name), lease.lease_id, lease.bucket,
                   lease.reserved_tokens, actual_tokens if tpm_on else 0,
                   outcome if scope.adaptive else "none", int(time.time() * 1000),
                   round(latency_ms, 3), adaptive.increase_step, adaptive.decrease_factor,

@@ -30,7 +30,7 @@ from broker.errors import (
 )
 from broker.jobstore import JobRecord
 from broker.schemas import ErrorInfo, JobStatus
-from workers.capacity import CapacityWaitExceeded, DeadlinePassed, Lease, Scope
+from workers.capacity import WAIT_UNTIL, CapacityWaitExceeded, DeadlinePassed, Lease, Scope
 from workers.finishing import finish, finish_many
 from workers.model_results import failed_result, succeeded_result
 from workers.outcomes import ended_early, estimate_usage, missing_payload
@@ -244,6 +244,9 @@ async def run_batch(rt: Runtime, deployment_name: str, job_ids: list[str]) -> Ba
     """
     deployment = rt.catalog.deployments[deployment_name]
     adapter = get_adapter(deployment.provider)
+    limit = rt.settings.model_task_time_limit_s
+    # Leave room for the last call and its retries before the time limit ends the batch.
+    WAIT_UNTIL.set(time.monotonic() + max(limit - 2 * deployment.timeout_s, limit * 0.25))
     claimed = await _claim(rt, job_ids)
     tasks = {
         asyncio.ensure_future(_run_job(rt, deployment, adapter, job_id, record, runs)): job_id

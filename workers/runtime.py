@@ -76,10 +76,12 @@ class Runtime:
         self._states_refresh: asyncio.Future[None] | None = None
 
     async def _connect(self) -> aioredis.Redis:
-        return aioredis.Redis.from_url(
-            self.settings.redis_url, decode_responses=True, max_connections=512,
-            health_check_interval=30, socket_keepalive=True,
-        )
+        # A blocking pool: at thousands of jobs in flight, waiting a moment for a
+        # connection beats the default pool's MaxConnectionsError.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.settings.redis_url, decode_responses=True, max_connections=256, timeout=30,
+            health_check_interval=30, socket_keepalive=True)
+        return aioredis.Redis(connection_pool=pool)
 
     def _apply(self, catalog: Catalog) -> None:
         """Build everything derived from the catalog (at start-up and on reload)."""
