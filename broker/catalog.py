@@ -218,8 +218,8 @@ class BrokerSettings(Strict):
         2.0, ge=0, description="How often workers look for catalog changes (0 = never).")
     inline_routing: bool = Field(True, description="Policy workers route in-process.")
     gateway_concurrency: int = Field(4, ge=1, description="Threads of a policy/route worker.")
-    http_transport: Literal["aiohttp", "httpx"] = Field(
-        "aiohttp", description="httpx transport of model workers (aiohttp: chosen by bench)."
+    http_transport: Literal["aiohttp", "httpx", "aiohttp-direct"] = Field(
+        "aiohttp", description="HTTP stack of model workers (see workers/http.py and bench)."
     )
     retry: RetrySettings = RetrySettings()
     capacity: CapacitySettings = CapacitySettings()
