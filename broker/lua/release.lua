@@ -36,7 +36,8 @@ if outcome == 'pressure' then
   local last = tonumber(redis.call('HGET', KEYS[3], 'decreased_at') or '0') or 0
   if now - last >= tonumber(ARGV[12]) then
     factor = math.max(tonumber(ARGV[11]), factor * tonumber(ARGV[10]))
-    redis.call('HSET', KEYS[3], 'factor', factor, 'decreased_at', now)
+    local low = tonumber(redis.call('HGET', KEYS[3], 'low') or '1') or 1
+    redis.call('HSET', KEYS[3], 'factor', factor, 'decreased_at', now, 'low', math.min(low, factor))
     redis.call('HINCRBY', KEYS[3], 'decreases', 1)
   end
 end
