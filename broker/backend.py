@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from broker import jobstore as js
 from broker import keys
 from broker.catalog import BrokerSettings
-from broker.schemas import JobResult
+from broker.schemas import ErrorInfo, JobResult, JobStatus
 
 _FINISH_SOURCE = resources.files("broker").joinpath("lua/finish_job.lua").read_text()
 _DAY_S = 86400
@@ -42,7 +42,9 @@ class ResultBackend:
         day, hour = keys.day_and_hour(result.finished_at)
         tenant = result.tenant or "-"
         deployment = result.route.deployment
-        billable = (result.usage.total_tokens > 0 or deployment is not None) and bool(
+        # Billed: a job that called upstream (a job cancelled or expired at a deployment
+        # before its call is not a request); only jobs with a known tenant.
+        billable = (result.usage.total_tokens > 0 or bool(result.route.attempts)) and bool(
             result.tenant)
         served_by = result.route.model or result.model
         prefix = keys.usage_field_prefix(tenant, served_by, deployment or "-") if billable else ""
@@ -104,6 +106,20 @@ def read_results(client: redis.Redis, job_ids: list[str]) -> list[JobResult | No
         return []
     raws = client.mget([keys.result(job_id) for job_id in job_ids])
     return [JobResult.model_validate_json(raw) if raw else None for raw in raws]
+
+
+def aged_out(job_id: str) -> JobResult:
+    """What a job reads as once retention removed both its result and its payload."""
+    made = js.id_time(job_id)
+    in_batch = js.batch_of(job_id)
+    stamp = time.time()
+    return JobResult(
+        id=job_id, status=JobStatus.EXPIRED, model="-", kind="chat",
+        error=ErrorInfo(code="result_expired",
+                        message="the job's result is past its retention (result_ttl_s); "
+                                "its usage stays in the ledger"),
+        batch_id=in_batch[0] if in_batch else None, created_at=made or stamp,
+        finished_at=stamp)
 
 
 def now() -> float:

@@ -1,4 +1,4 @@
-"""Streaming validation of OpenAI Batch API input: JSONL read one line at a time.
+"""OpenAI Batch API files: streaming validation of the input, and the output/errors lines.
 
 Each line must be an object with `custom_id` (unique in the file), `method` POST, `url`
 /v1/chat/completions or /v1/embeddings and a `body` the broker accepts for a model of the
@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from array import array
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from pydantic import ValidationError as PydanticValidationError
 
-from broker.schemas import BatchLineError, JobBody
+from broker.schemas import BatchLineError, JobBody, JobResult
 
 URL_KINDS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}
 LINE_FIELDS = frozenset({"custom_id", "method", "url", "body"})
@@ -54,6 +55,41 @@ class BadLine:
                               custom_id=self.custom_id)
 
 
+@dataclass(frozen=True, slots=True)
+class ResultLine:
+    """One line of a batch's output file (`ok`) or errors file, in OpenAI's format."""
+
+    ok: bool
+    data: dict[str, Any]
+
+    def to_json(self) -> str:
+        """The line as compact JSON (no newline)."""
+        return json.dumps(self.data, separators=(",", ":"))
+
+
+def result_line(custom_id: str | None, result: JobResult) -> ResultLine:
+    """The output or errors line of one ended job."""
+    if result.ok and result.response is not None:
+        body = dict(result.response)
+        body.setdefault("usage", result.usage.model_dump(exclude={"estimated"}))
+        return ResultLine(True, {
+            "id": result.id, "custom_id": custom_id,
+            "response": {"status_code": 200, "request_id": result.id, "body": body},
+            "error": None})
+    error = result.error
+    return ResultLine(False, {
+        "id": result.id, "custom_id": custom_id, "response": None,
+        "error": {"code": error.code if error else result.status.value,
+                  "message": error.message if error else f"the job ended {result.status}"}})
+
+
+def bad_line(entry: BatchLineError) -> ResultLine:
+    """The errors-file line of an input line that never became a job."""
+    return ResultLine(False, {"id": None, "custom_id": entry.custom_id, "response": None,
+                              "error": {"code": entry.code, "message": entry.message},
+                              "line": entry.line})
+
+
 def _default_hash(text: str) -> int:
     # Python's str hash is 64-bit and fast; its per-process salt does not matter because
     # the table lives and dies in one process.
@@ -71,8 +107,8 @@ class CustomIdSet:
                  hasher: Callable[[str], int] = _default_hash, capacity: int = 1 << 12) -> None:
         self._recall = recall
         self._hasher = hasher
-        self._hashes = array("Q", bytes(8 * capacity))
-        self._places = array("Q", bytes(8 * capacity))
+        self._hashes = array("Q", [0]) * capacity
+        self._places = array("Q", [0]) * capacity
         self._mask = capacity - 1
         self.size = 0
         self.collisions = 0
@@ -103,8 +139,8 @@ class CustomIdSet:
     def _grow(self) -> None:
         hashes, places = self._hashes, self._places
         capacity = len(hashes) * 2
-        self._hashes = array("Q", bytes(8 * capacity))
-        self._places = array("Q", bytes(8 * capacity))
+        self._hashes = array("Q", [0]) * capacity
+        self._places = array("Q", [0]) * capacity
         self._mask = capacity - 1
         for digest, place in zip(hashes, places, strict=True):
             if digest != _EMPTY:
@@ -217,3 +253,22 @@ class BatchFile:
         if isinstance(checked, tuple):
             return BadLine(number, *checked, custom_id=custom_id)
         return BatchLine(number, custom_id, data["url"], checked)
+
+
+def spool(lines: Iterable[str | bytes | Mapping[str, Any]],
+          directory: str | None = None) -> Path:
+    """Write lines given in memory (JSON text or objects) to a temporary JSONL file.
+
+    Validation then reads a file like any other, so an iterator is consumed once and the
+    rare duplicate check can read an earlier line back. The caller deletes the file.
+    """
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - handed to the caller by path
+        "wb", prefix="aibroker-batch-", suffix=".jsonl", dir=directory, delete=False)
+    with handle:
+        for item in lines:
+            if isinstance(item, Mapping):
+                raw = json.dumps(item, separators=(",", ":")).encode()
+            else:
+                raw = item.encode() if isinstance(item, str) else item
+            handle.write(raw.rstrip(b"\r\n") + b"\n")
+    return Path(handle.name)

@@ -14,7 +14,8 @@ from pydantic import ValidationError as PydanticValidationError
 
 from broker import jobstore as js
 from broker import keys
-from broker.backend import read_result, read_results
+from broker.backend import aged_out, read_result, read_results
+from broker.batches import Batches
 from broker.catalog import Catalog, load_catalog
 from broker.celery_app import create_app
 from broker.errors import JobNotFound, ValidationError
@@ -66,10 +67,16 @@ class JobHandle:
         """Wait without blocking the event loop."""
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.005
+        checked = time.monotonic()
         while True:
             found = await asyncio.to_thread(self.client.peek, self.id)
             if found is not None:
                 return found
+            if time.monotonic() - checked >= 1.0:  # aged out: answer instead of waiting
+                checked = time.monotonic()
+                gone = await asyncio.to_thread(self.client._gone, [self.id])
+                if gone:
+                    return gone[self.id]
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"job {self.id} did not finish within {timeout} s")
             await asyncio.sleep(delay)
@@ -89,6 +96,7 @@ class Client:
             self.settings.redis_url, decode_responses=True, socket_keepalive=True,
             health_check_interval=30)
         self._app = create_app(self.catalog, with_tasks=False)
+        self.batches = Batches(self)
 
     def close(self) -> None:
         """Release connections."""
@@ -187,24 +195,60 @@ class Client:
         return read_result(self.redis, job_id)
 
     def status(self, job_id: str) -> JobStatus:
-        """Current status of a job; JobNotFound for an unknown id."""
+        """Current status of a job; `expired` once retention removed it; else JobNotFound."""
         result = self.peek(job_id)
         if result is not None:
             return result.status
         state, runs = self.redis.hmget(js.job_key(job_id), [js.F_STATE, js.F_RUNS])
         if state is None:
+            if self._aged_out(job_id):
+                return JobStatus.EXPIRED
             raise JobNotFound(f"no job {job_id}")
         status = JobStatus(str(state))
         return JobStatus.RUNNING if (runs and not status.terminal) else status
 
+    def _aged_out(self, job_id: str) -> bool:
+        """True when a job that existed is gone because its result and payload TTLs ran out."""
+        in_batch = js.batch_of(job_id)
+        if in_batch is not None:
+            total = self.redis.hget(keys.batch(in_batch[0]), "total")
+            if total is not None:
+                return in_batch[1] < int(total)
+        made = js.id_time(job_id)
+        shortest = min(self.settings.result_ttl_s, self.settings.payload_ttl_s)
+        return made is not None and time.time() - made >= shortest
+
+    def _gone(self, job_ids: list[str]) -> dict[str, JobResult]:
+        """Results standing in for jobs whose records are all gone (JobNotFound if unknown)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.exists(js.job_key(job_id))
+            exists = pipe.execute()
+        missing = [job_id for job_id, found in zip(job_ids, exists, strict=True) if not found]
+        # The result may have landed after our read of it; read again before judging.
+        missing = [job_id for job_id, found in zip(missing, read_results(self.redis, missing),
+                                                   strict=True) if found is None]
+        unknown = [job_id for job_id in missing if not self._aged_out(job_id)]
+        if unknown:
+            raise JobNotFound(f"no job {unknown[0]}"
+                              + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
+        return {job_id: aged_out(job_id) for job_id in missing}
+
     def wait(self, job_id: str, timeout: float | None = None) -> JobResult:
-        """Block until the job ends; TimeoutError after `timeout` seconds."""
+        """Block until the job ends; TimeoutError after `timeout` seconds.
+
+        A job whose result and payload have both aged out answers at once as `expired`
+        (error `result_expired`) instead of being waited for forever.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         done_key = keys.done(job_id)
         while True:
             found = self.peek(job_id)
             if found is not None:
                 return found
+            gone = self._gone([job_id])
+            if gone:
+                return gone[job_id]
             remaining = 1.0 if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
@@ -216,17 +260,27 @@ class Client:
                  progress: ProgressCallback | None = None) -> list[JobResult]:
         """Wait for many jobs, polling their results in pipelined batches."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        pending = {h.id: i for i, h in enumerate(handles)}
+        pending: dict[str, list[int]] = {}
+        for i, handle in enumerate(handles):  # an idempotent duplicate shares its job's id
+            pending.setdefault(handle.id, []).append(i)
         results: list[JobResult | None] = [None] * len(handles)
         delay = 0.01
+        last_gone_check = time.monotonic()
         while pending:
-            ids = list(pending)
-            for chunk in _chunks(ids, 1000):
-                for job_id, found in zip(chunk, read_results(self.redis, chunk), strict=True):
-                    if found is not None:
-                        results[pending.pop(job_id)] = found
+            for chunk in _chunks(list(pending), 1000):
+                found_now: dict[str, JobResult] = {
+                    job_id: found for job_id, found in
+                    zip(chunk, read_results(self.redis, chunk), strict=True) if found}
+                if time.monotonic() - last_gone_check > 2.0:
+                    missing = [job_id for job_id in chunk if job_id not in found_now]
+                    found_now.update(self._gone(missing))
+                for job_id, found in found_now.items():
+                    for index in pending.pop(job_id):
+                        results[index] = found
                         if progress is not None:
                             progress(1)
+            if time.monotonic() - last_gone_check > 2.0:
+                last_gone_check = time.monotonic()
             if not pending:
                 break
             if deadline is not None and time.monotonic() >= deadline:

@@ -1,18 +1,26 @@
-"""Reading the usage ledger: aggregates per tenant, model, deployment and UTC day or hour."""
+"""Reading the usage ledger: aggregates per tenant, model, deployment, batch and UTC day or hour.
+
+The ledger script writes every billed job into day and hour hashes (fields
+`tenant<TAB>model<TAB>deployment<TAB>metric`) and a batch job also into batch day and hour
+hashes (fields led by the batch id). A report reads day hashes unless it groups by hour or
+is bounded by times of day, and the batch hashes when it filters or groups by batch.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import redis
 
 from broker import keys
 
-Dimension = Literal["tenant", "model", "deployment", "day"]
-DIMENSIONS: tuple[Dimension, ...] = ("tenant", "model", "deployment", "day")
+Dimension = Literal["tenant", "model", "deployment", "day", "hour", "batch"]
+DIMENSIONS: tuple[Dimension, ...] = ("tenant", "model", "deployment", "day", "hour", "batch")
+Bound = date | datetime  # a date covers its whole UTC day; a datetime its UTC hour
+_PIPELINE_CHUNK = 500
 
 
 @dataclass(slots=True)
@@ -50,25 +58,68 @@ def days_between(since: date, until: date) -> list[str]:
     return [(since + timedelta(days=i)).strftime("%Y%m%d") for i in range(span + 1)]
 
 
-def read_usage(client: redis.Redis, *, since: date | None = None, until: date | None = None,
-               by: tuple[Dimension, ...] = ("tenant", "model"), tenant: str | None = None,
-               model: str | None = None) -> list[UsageRow]:
-    """Usage grouped by the given dimensions, filtered by tenant and model."""
+def hours_between(since: datetime, until: datetime) -> list[str]:
+    """UTC hour buckets (YYYYMMDDHH) from `since`'s hour to `until`'s hour, inclusive."""
+    start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    stop = until.astimezone(UTC)
+    count = int((stop - start).total_seconds() // 3600)
+    return [(start + timedelta(hours=i)).strftime("%Y%m%d%H") for i in range(count + 1)]
+
+
+def _as_datetime(bound: Bound, end: bool) -> datetime:
+    if isinstance(bound, datetime):
+        return bound if bound.tzinfo else bound.replace(tzinfo=UTC)
+    moment = datetime(bound.year, bound.month, bound.day, tzinfo=UTC)
+    return moment + timedelta(hours=23) if end else moment
+
+
+def _as_date(bound: Bound) -> date:
+    return bound.astimezone(UTC).date() if isinstance(bound, datetime) else bound
+
+
+def buckets(since: Bound | None, until: Bound | None, hourly: bool) -> list[str]:
+    """The day or hour buckets a report over [since, until] reads (default: today)."""
     today = datetime.now(UTC).date()
-    day_names = days_between(since or today, until or today)
-    with client.pipeline(transaction=False) as pipe:
-        for day in day_names:
-            pipe.hgetall(keys.usage_day(day))
-        hashes = pipe.execute()
+    if not hourly:
+        return days_between(_as_date(since or today), _as_date(until or today))
+    return hours_between(_as_datetime(since or today, end=False),
+                         _as_datetime(until or datetime.now(UTC), end=True))
+
+
+def _hashes(client: redis.Redis, names: list[str]) -> list[dict[Any, Any]]:
+    found: list[dict[Any, Any]] = []
+    for start in range(0, len(names), _PIPELINE_CHUNK):
+        with client.pipeline(transaction=False) as pipe:
+            for name in names[start:start + _PIPELINE_CHUNK]:
+                pipe.hgetall(name)
+            found += pipe.execute()
+    return found
+
+
+def read_usage(client: redis.Redis, *, since: Bound | None = None, until: Bound | None = None,
+               by: tuple[Dimension, ...] = ("tenant", "model"), tenant: str | None = None,
+               model: str | None = None, deployment: str | None = None,
+               batch: str | None = None) -> list[UsageRow]:
+    """Usage grouped by the given dimensions and filtered by the given values."""
+    hourly = "hour" in by or isinstance(since, datetime) or isinstance(until, datetime)
+    of_batches = batch is not None or "batch" in by
+    names = buckets(since, until, hourly)
+    key_of = {(False, False): keys.usage_day, (False, True): keys.usage_hour,
+              (True, False): keys.batch_usage_day, (True, True): keys.batch_usage_hour}[
+                  (of_batches, hourly)]
+    wanted = {"tenant": tenant, "model": model, "deployment": deployment, "batch": batch}
     rows: dict[tuple[str, ...], UsageRow] = {}
     totals: dict[tuple[str, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for day, values in zip(day_names, hashes, strict=True):
+    for bucket, values in zip(names, _hashes(client, [key_of(n) for n in names]), strict=True):
         for raw_field, raw_value in values.items():
             name = raw_field.decode() if isinstance(raw_field, bytes) else raw_field
-            t, m, d, metric = name.split(keys.FIELD_SEP)
-            if (tenant and t != tenant) or (model and m != model):
+            parts = name.split(keys.FIELD_SEP)
+            lead = parts[0] if of_batches else "-"
+            t, m, d, metric = parts[1:] if of_batches else parts
+            facts = {"tenant": t, "model": m, "deployment": d, "batch": lead,
+                     "day": bucket[:8], "hour": bucket}
+            if any(value is not None and facts[dim] != value for dim, value in wanted.items()):
                 continue
-            facts = {"tenant": t, "model": m, "deployment": d, "day": day}
             group_key = tuple(facts[dim] for dim in by)
             if group_key not in rows:
                 rows[group_key] = UsageRow(group={dim: facts[dim] for dim in by})

@@ -11,6 +11,7 @@ from broker.errors import BrokerError
 
 # Each module exposes `register(subparsers)`, which adds its parser and sets `func`.
 COMMAND_MODULES = (
+    "broker.cli.batch",
     "broker.cli.audit",
     "broker.cli.demo",
     "broker.cli.status",

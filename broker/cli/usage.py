@@ -1,4 +1,4 @@
-"""`aibroker usage`: the token and cost ledger as a table, CSV or JSON."""
+"""`aibroker usage`: the token and cost ledger as a table, CSV, JSON or a plot."""
 
 from __future__ import annotations
 
@@ -6,26 +6,46 @@ import argparse
 import csv
 import json
 import sys
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import redis
 from rich.console import Console
 from rich.table import Table
 
+from broker import keys
 from broker.catalog import load_catalog
-from broker.ledger import DIMENSIONS, Dimension, UsageRow, read_usage
+from broker.ledger import DIMENSIONS, Bound, Dimension, UsageRow, read_usage
+
+PLOT_HOURLY_UP_TO = timedelta(days=3)  # longer ranges are drawn per day
+
+
+def parse_bound(text: str) -> Bound:
+    """YYYY-MM-DD (a whole UTC day) or an ISO time such as 2026-11-25T13 (its UTC hour)."""
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        moment = datetime.fromisoformat(text if len(text) != 13 else text + ":00")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: use YYYY-MM-DD or YYYY-MM-DDTHH[:MM]") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `usage` command."""
     parser = subparsers.add_parser("usage", help="token usage and cost from the ledger")
-    parser.add_argument("--since", type=date.fromisoformat, help="first UTC day (YYYY-MM-DD)")
-    parser.add_argument("--until", type=date.fromisoformat, help="last UTC day (YYYY-MM-DD)")
+    parser.add_argument("--since", type=parse_bound,
+                        help="first UTC day (YYYY-MM-DD) or hour (YYYY-MM-DDTHH); default today")
+    parser.add_argument("--until", type=parse_bound, help="last UTC day or hour; default now")
     parser.add_argument("--by", default="tenant,model",
                         help=f"comma-separated grouping from {','.join(DIMENSIONS)}")
     parser.add_argument("--tenant")
     parser.add_argument("--model")
+    parser.add_argument("--deployment")
+    parser.add_argument("--batch", help="only this batch's jobs")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="also draw tokens and cost over time per model to this PNG")
     parser.set_defaults(func=run_command)
 
 
@@ -58,13 +78,38 @@ def usage_table(rows: list[UsageRow], by: tuple[str, ...], title: str = "Token u
     return table
 
 
+def _batch_since(client: redis.Redis, batch_id: str, retention_days: int) -> Bound:
+    """A batch's usage starts the day it was created (or as far back as the ledger goes)."""
+    created = client.hget(keys.batch(batch_id), "created_at")
+    if created:
+        return datetime.fromtimestamp(float(str(created)), UTC).date()
+    return datetime.now(UTC).date() - timedelta(days=retention_days)
+
+
+def _plot(client: redis.Redis, args: argparse.Namespace, since: Bound | None) -> str:
+    from broker.usage_plot import plot_usage  # matplotlib only when a plot is asked for
+
+    start = since if isinstance(since, datetime) else datetime.combine(
+        since or datetime.now(UTC).date(), datetime.min.time(), UTC)
+    end = args.until if isinstance(args.until, datetime) else datetime.now(UTC)
+    dimension: Dimension = "hour" if end - start <= PLOT_HOURLY_UP_TO else "day"
+    rows = read_usage(client, since=since, until=args.until, by=("model", dimension),
+                      tenant=args.tenant, model=args.model, deployment=args.deployment,
+                      batch=args.batch)
+    title = f"Usage of batch {args.batch}" if args.batch else "Token usage and cost per model"
+    return str(plot_usage(rows, args.plot, dimension, title))
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """Print the ledger in the chosen format."""
+    """Print the ledger in the chosen format (and draw it with --plot)."""
     by = parse_dimensions(args.by)
     catalog = load_catalog()
     client = redis.Redis.from_url(catalog.broker.redis_url, decode_responses=True)
-    rows = read_usage(client, since=args.since, until=args.until, by=by, tenant=args.tenant,
-                      model=args.model)
+    since = args.since
+    if since is None and args.batch:
+        since = _batch_since(client, args.batch, catalog.broker.usage_retention_days)
+    rows = read_usage(client, since=since, until=args.until, by=by, tenant=args.tenant,
+                      model=args.model, deployment=args.deployment, batch=args.batch)
     if args.format == "json":
         json.dump([row.as_dict() for row in rows], sys.stdout, indent=2)
         print()
@@ -76,4 +121,7 @@ def run_command(args: argparse.Namespace) -> int:
         writer.writerows(row.as_dict() for row in rows)
     else:
         Console().print(usage_table(rows, by))
+    if args.plot:
+        written = _plot(client, args, since)
+        Console(stderr=args.format != "table").print(f"plot written to {written}")
     return 0
