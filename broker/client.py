@@ -7,7 +7,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from pydantic import ValidationError as PydanticValidationError
@@ -21,6 +21,9 @@ from broker.celery_app import create_app
 from broker.errors import JobNotFound, ValidationError
 from broker.queues import LANE_PRIORITY, POLICY_QUEUE, POLICY_TASK
 from broker.schemas import JobRequest, JobResult, JobStatus, Lane
+
+if TYPE_CHECKING:
+    from broker.access import TenantView
 
 ProgressCallback = Callable[[int], None]
 
@@ -189,6 +192,12 @@ class Client:
         if job_ids:
             self._app.send_task(POLICY_TASK, args=[job_ids], queue=POLICY_QUEUE,
                                 priority=LANE_PRIORITY[lane])
+
+    def for_tenant(self, api_key: str) -> TenantView:
+        """A view limited to the jobs and usage of the key's tenant."""
+        from broker.access import TenantView  # access builds on this module
+
+        return TenantView(self, api_key)
 
     def peek(self, job_id: str) -> JobResult | None:
         """The result if the job has ended, else None (never blocks)."""

@@ -19,6 +19,7 @@ import yaml
 from broker import keys
 from broker.catalog import hash_key
 from broker.cluster import LocalCluster
+from broker.errors import AuthenticationFailed, JobNotFound
 from broker.localstack import EmbeddedRedis
 from broker.schemas import JobResult, JobStatus
 from broker.workerplan import plan
@@ -226,3 +227,24 @@ def test_pii_is_redacted_before_it_leaves_the_broker(gov: LocalCluster) -> None:
     everywhere += "".join(gov.procs.log(name) for name in gov.procs.processes)
     for value in PII_VALUES:
         assert value not in everywhere
+
+
+def test_a_tenant_reads_only_its_own_jobs_and_usage(gov: LocalCluster) -> None:
+    mine, theirs = _run(gov, [_job("kinds", priority="batch"), _job("budgeted")])
+    with client_for(gov) as client:
+        kinds = client.for_tenant(TENANT_KEYS["kinds"])
+        budgeted = client.for_tenant(TENANT_KEYS["budgeted"])
+        own = kinds.result(mine.id)
+        assert own is not None
+        assert own.id == mine.id
+        assert kinds.status(mine.id) is mine.status
+        with pytest.raises(JobNotFound):
+            kinds.result(theirs.id)  # another tenant's job reads as not found
+        with pytest.raises(JobNotFound):
+            kinds.cancel(theirs.id)
+        with pytest.raises(JobNotFound):
+            budgeted.status(mine.id)
+        assert {row.group["model"] for row in kinds.usage()} == {"chat"}
+        assert all(row.requests > 0 for row in kinds.usage())
+        with pytest.raises(AuthenticationFailed):
+            client.for_tenant("sk-not-a-tenant")
