@@ -31,6 +31,7 @@ from workers.providers.openai_compat import (
     OpenAICompatibleAdapter,
     error_details,
     parse_retry_after,
+    reply_json,
 )
 
 API_VERSION = "2023-06-01"
@@ -285,12 +286,7 @@ class AnthropicAdapter:
 
     def parse_reply(self, deployment: Deployment, body: JobBody, reply: HttpReply) -> UpstreamReply:
         """Turn a 2xx reply into the unified response; raise UpstreamBadResponse if unreadable."""
-        try:
-            data = json.loads(reply.content)
-        except (ValueError, RecursionError):
-            raise UpstreamBadResponse(
-                f"upstream sent a {reply.status} reply that is not JSON", status=reply.status
-            ) from None
+        data = reply_json(reply)
         if not isinstance(data, dict) or not isinstance(data.get("content"), list):
             raise UpstreamBadResponse("Messages API reply has no `content` list",
                                       status=reply.status)

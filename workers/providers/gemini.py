@@ -35,6 +35,7 @@ from workers.providers.openai_compat import (
     error_details,
     parse_duration,
     parse_retry_after,
+    reply_json,
 )
 
 FINISH_REASONS = {
@@ -300,12 +301,7 @@ class GeminiAdapter:
 
     def parse_reply(self, deployment: Deployment, body: JobBody, reply: HttpReply) -> UpstreamReply:
         """Turn a 2xx reply into the unified response; raise UpstreamBadResponse if unreadable."""
-        try:
-            data = json.loads(reply.content)
-        except (ValueError, RecursionError):
-            raise UpstreamBadResponse(
-                f"upstream sent a {reply.status} reply that is not JSON", status=reply.status
-            ) from None
+        data = reply_json(reply)
         if not isinstance(data, dict):
             raise UpstreamBadResponse("Gemini reply is not a JSON object", status=reply.status)
         model = deployment.model.removeprefix("models/")

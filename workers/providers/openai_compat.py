@@ -176,6 +176,16 @@ def error_details(content: bytes) -> tuple[str | None, str | None]:
     return (cleaned or None), (str(code)[:100] if code is not None else None)
 
 
+
+def reply_json(reply: HttpReply) -> Any:
+    """A 2xx reply's JSON body; UpstreamBadResponse (retryable) when it is not JSON."""
+    try:
+        return json.loads(reply.content)
+    except (ValueError, RecursionError):
+        raise UpstreamBadResponse(
+            f"upstream sent a {reply.status} reply that is not JSON", status=reply.status
+        ) from None
+
 class OpenAICompatibleAdapter:
     """Speaks OpenAI's chat completions and embeddings format to any compatible endpoint."""
 
@@ -236,12 +246,7 @@ class OpenAICompatibleAdapter:
 
     def parse_reply(self, deployment: Deployment, body: JobBody, reply: HttpReply) -> UpstreamReply:
         """Turn a 2xx reply into the unified response; raise UpstreamBadResponse if unreadable."""
-        try:
-            data = json.loads(reply.content)
-        except (ValueError, RecursionError):
-            raise UpstreamBadResponse(
-                f"upstream sent a {reply.status} reply that is not JSON", status=reply.status
-            ) from None
+        data = reply_json(reply)
         field = "choices" if body.kind == "chat" else "data"
         if not isinstance(data, dict) or not isinstance(data.get(field), list):
             message, _ = error_details(reply.content)
