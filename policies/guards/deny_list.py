@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from broker.catalog import GuardMode
 from broker.errors import DeniedContent
 from policies.guards.base import ContentGuard, PolicyContext, Verdict, register_content_guard
-from policies.guards.pii import body_texts, map_body_texts
+from policies.guards.texts import conclude, scan_or_scrub
 
 PLACEHOLDER = "[REDACTED:DENIED]"
 
@@ -119,24 +119,16 @@ class DenyListGuard:
     def inspect(self, ctx: PolicyContext, mode: GuardMode) -> Verdict:
         """Count matches per pattern; redact or refuse according to the mode."""
         hits: dict[int, int] = {}
-        if mode == "redact":
-            new_body = map_body_texts(ctx.body, lambda text: self._scrub(text, hits))
-            if new_body is not None:
-                ctx.replace_body(new_body)
-        else:
-            for text in body_texts(ctx.body):
-                self._spans(text, hits)
+        scan_or_scrub(ctx, mode, lambda text: self._spans(text, hits),
+                      lambda text: self._scrub(text, hits))
         if not hits:
             return Verdict.allow()
         total = sum(hits.values())
         ctx.record("deny_list", total)
         which = ", ".join(f"#{index}={count}" for index, count in sorted(hits.items()))
-        if mode == "block":
-            return Verdict.refuse(DeniedContent(
-                f"prompt matches the tenant's deny-list ({total} matches: patterns {which})"))
-        if mode == "log":
-            ctx.warnings.append(f"deny_list: {total} matches logged (patterns {which})")
-        return Verdict.allow()
+        return conclude(ctx, mode, DeniedContent(
+            f"prompt matches the tenant's deny-list ({total} matches: patterns {which})"),
+            f"deny_list: {total} matches logged (patterns {which})")
 
 
 @register_content_guard("deny_list")

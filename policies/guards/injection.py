@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from broker.catalog import GuardMode
 from broker.errors import PromptInjection
 from policies.guards.base import ContentGuard, PolicyContext, Verdict, register_content_guard
-from policies.guards.pii import body_texts
+from policies.guards.texts import body_texts
 from policies.injection_detector import assess
 
 DEFAULT_THRESHOLD = 0.5
