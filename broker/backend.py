@@ -121,7 +121,3 @@ def aged_out(job_id: str) -> JobResult:
         batch_id=in_batch[0] if in_batch else None, created_at=made or stamp,
         finished_at=stamp)
 
-
-def now() -> float:
-    """Wall-clock seconds; one place so timings agree across processes."""
-    return time.time()

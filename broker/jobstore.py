@@ -31,9 +31,6 @@ F_CANCEL = "cancel"
 F_POLICY = "policy"
 F_ROUTE = "route"  # JSON: serving model, deployments tried, attempts so far, last error
 F_BUDGET = "budget"  # JSON: the budget reservation to settle when the job ends
-LOAD_FIELDS = (F_BODY, F_KEY, F_SUBMITTED, F_STATE, F_LANE, F_DEADLINE, F_META, F_TENANT,
-               F_INPUT_TOKENS, F_ADMITTED, F_POLICY_MS, F_DEPLOYMENT, F_CANCEL, F_POLICY,
-               F_ROUTE, F_BUDGET)
 
 
 BATCH_ID_PREFIX = "batch_"
@@ -169,11 +166,6 @@ class JobRecord:
 
 def _float(value: str | None) -> float | None:
     return float(value) if value else None
-
-
-def decode(job_id: str, values: list[str | None]) -> JobRecord | None:
-    """A JobRecord from HMGET values in LOAD_FIELDS order; None if the payload is gone."""
-    return decode_hash(job_id, dict(zip(LOAD_FIELDS, values, strict=True)))
 
 
 def decode_hash(job_id: str, fields: dict[str, str | None]) -> JobRecord | None:

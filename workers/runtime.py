@@ -217,12 +217,3 @@ def get_runtime() -> Runtime:
                 source = Path(EnvOverrides().config)
                 _runtime = Runtime(load_catalog(source), source)
     return _runtime
-
-
-def reset_runtime() -> None:
-    """Close the process's runtime (worker shutdown, tests)."""
-    global _runtime
-    with _runtime_lock:
-        if _runtime is not None:
-            _runtime.close()
-            _runtime = None
