@@ -189,6 +189,11 @@ class CapacitySettings(Strict):
         256, ge=1, description="Completion tokens assumed for a TPM estimate without max_tokens.")
     max_wait_s: float = Field(
         60.0, gt=0, description="A job waiting longer for capacity goes back to its queue.")
+    lease_reuse_s: float = Field(
+        1.0, ge=0, description="How long a concurrency lease may pass straight from one call "
+                               "to the next waiting in the same worker, without a round trip "
+                               "to Redis, before it goes back to the shared pool (0: never). "
+                               "Deployments limited by concurrency only.")
     adaptive: AdaptiveSettings = AdaptiveSettings()
     health: HealthSettings = HealthSettings()
 

@@ -10,8 +10,10 @@ frees its slot after the call timeout plus a margin.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
+from collections.abc import Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import resources
@@ -27,6 +29,11 @@ from workers.script_batcher import ScriptBatcher
 _ACQUIRE = resources.files("broker").joinpath("lua/acquire.lua").read_text()
 _RELEASE = resources.files("broker").joinpath("lua/release.lua").read_text()
 
+
+log = logging.getLogger("aibroker.capacity")
+
+# A lease left for the next call goes back to the shared pool if no call takes it by then.
+_UNCLAIMED_S = 0.02
 
 # When the current batch must stop waiting for capacity (monotonic clock): a job that
 # waited until then goes back to its queue instead of running into the task time limit.
@@ -52,6 +59,7 @@ class Lease:
     lease_id: str
     bucket: int
     reserved_tokens: int
+    taken_at: float = 0.0  # monotonic time Redis granted it (reuse keeps the first grant's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,11 @@ class Scope:
     def limited(self) -> bool:
         """False when the scope has no limit at all (nothing to take)."""
         return bool(self.concurrency or self.rpm or self.tpm)
+
+    @property
+    def concurrency_only(self) -> bool:
+        """Only a concurrency limit: a held lease admits the next call as it stands."""
+        return self.concurrency > 0 and not self.rpm and not self.tpm
 
 
 def deployment_scope(deployment: Deployment, settings: CapacitySettings) -> Scope:
@@ -109,6 +122,9 @@ class CapacityStore:
         self._acquire: Any = client.register_script(_ACQUIRE)
         self._release: Any = client.register_script(_RELEASE)
         self._batcher = ScriptBatcher(client)
+        # Leases a finished call left for the next call of this process (see pass_on).
+        self._passed: dict[str, list[Lease]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     @staticmethod
     def _keys(scope: Scope) -> list[str]:
@@ -117,6 +133,9 @@ class CapacityStore:
 
     async def try_acquire(self, scope: Scope, tokens: int) -> Lease | float:
         """A lease, or the milliseconds to wait before trying again."""
+        passed = self._passed.get(scope.name)
+        if passed:
+            return passed.pop()
         window = self.settings.window_s
         lease_id = uuid.uuid4().hex
         # Limits are per minute; a shorter window (tests) gets the proportional share.
@@ -126,7 +145,8 @@ class CapacityStore:
              scope.lease_ttl_ms, scope.concurrency, _per_window(scope.rpm, window),
              _per_window(scope.tpm, window), tokens, window])
         if int(reply[0]) == 1:
-            return Lease(lease_id, int(reply[1]), int(reply[2]) if scope.tpm else 0)
+            return Lease(lease_id, int(reply[1]), int(reply[2]) if scope.tpm else 0,
+                         time.monotonic())
         return float(reply[2])
 
     async def acquire(self, scope: Scope, tokens: int, deadline: float | None,
@@ -144,8 +164,44 @@ class CapacityStore:
                 raise CapacityWaitExceeded
             await asyncio.sleep(min(got, 1000.0) / 1000.0)
 
+    def can_pass_on(self, scope: Scope, lease: Lease) -> bool:
+        """Whether a lease may go straight to this process's next call on the scope."""
+        reuse = self.settings.lease_reuse_s
+        return (scope.concurrency_only and reuse > 0
+                and time.monotonic() - lease.taken_at < reuse)
+
+    def pass_on(self, scope: Scope, lease: Lease, outcome: str, latency_ms: float,
+                ) -> asyncio.Task[str]:
+        """Leave the lease for the next call here and settle its outcome in the background.
+
+        The next waiter then starts without a round trip to Redis; the lease's expiry moves
+        on so a worker dying later still frees it. A lease nobody takes promptly goes back
+        to the shared pool.
+        """
+        self._passed.setdefault(scope.name, []).append(lease)
+        asyncio.get_running_loop().call_later(_UNCLAIMED_S, self._reclaim, scope, lease)
+        return self._spawn(self.release(scope, lease, outcome, 0, latency_ms, keep=True))
+
+    def _reclaim(self, scope: Scope, lease: Lease) -> None:
+        passed = self._passed.get(scope.name, [])
+        if lease in passed:
+            passed.remove(lease)
+            self._spawn(self.release(scope, lease, "none", 0, 0.0))
+
+    def _spawn(self, coro: Coroutine[Any, Any, str]) -> asyncio.Task[str]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._settled)
+        return task
+
+    def _settled(self, task: asyncio.Task[str]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Redis unreachable: the lease expires on its own after its ttl.
+            log.warning("could not settle a lease: %s", task.exception())
+
     async def release(self, scope: Scope, lease: Lease, outcome: str, actual_tokens: int,
-                      latency_ms: float) -> str:
+                      latency_ms: float, keep: bool = False) -> str:
         """Give the lease back and settle; returns the circuit state after this outcome."""
         adaptive = self.settings.adaptive
         tpm_on = scope.tpm > 0
@@ -156,7 +212,8 @@ class CapacityStore:
                   outcome if scope.adaptive else "none", int(time.time() * 1000),
                   round(latency_ms, 3), adaptive.increase_step, adaptive.decrease_factor,
                   adaptive.min_factor, int(adaptive.decrease_interval_s * 1000),
-                  self.settings.health.failure_threshold, 1 if tpm_on else 0])
+                  self.settings.health.failure_threshold, 1 if tpm_on else 0,
+                  scope.lease_ttl_ms if keep else 0])
         return str(state)
 
     async def snapshot(self, deployments: list[Deployment]) -> dict[str, DeploymentState]:

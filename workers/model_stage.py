@@ -139,17 +139,32 @@ async def _one_attempt(rt: Runtime, deployment: Deployment, adapter: ProviderAda
     """Hold a gate place and leases (tenant, then deployment) for exactly one call."""
     scopes = [*rt.tenant_scopes(record, deployment), rt.deployment_scope(deployment)]
     reject = rt.on_limit(record) == "reject"
-    async with rt.gate(deployment.name).hold(record.lane):
+    gate = rt.gate(deployment.name)
+    passed: asyncio.Task[str] | None = None
+    async with gate.hold(record.lane):
         held = await _take(rt, record, scopes, _token_estimate(rt, record), reject)
         result = await attempt_once(rt.sender, adapter, deployment, record.body, request)
         outcome, actual = _outcome(rt, record, result)
+        duration = result.attempt.duration_ms
         state = "closed"
         for scope, lease in held:
-            answer = await rt.capacity.release(scope, lease, outcome, actual,
-                                               result.attempt.duration_ms)
+            if (scope.adaptive and outcome == "ok" and gate.has_waiters
+                    and _at_full_capacity(rt, deployment)
+                    and rt.capacity.can_pass_on(scope, lease)):
+                passed = rt.capacity.pass_on(scope, lease, outcome, duration)
+                continue
+            answer = await rt.capacity.release(scope, lease, outcome, actual, duration)
             if scope.adaptive:
                 state = answer
+    if passed is not None:  # settled after the gate is free: the next call starts at once
+        state = await passed
     return result, state
+
+
+def _at_full_capacity(rt: Runtime, deployment: Deployment) -> bool:
+    """No pressure on record: passing leases on must not hold off a shrink (AIMD)."""
+    state = rt.cached_deployment_state(deployment.name)
+    return state is None or (state.factor >= 1.0 and state.state == "closed")
 
 
 async def _reroute(rt: Runtime, record: JobRecord, error: ErrorInfo | None) -> str:

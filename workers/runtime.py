@@ -26,7 +26,7 @@ from broker.errors import BrokerError
 from broker.jobstore import JobRecord
 from policies.limits.gate import PriorityGate
 from policies.pipeline import PolicyPipeline
-from policies.routing import RoutingStrategy, States, get_strategy
+from policies.routing import DeploymentState, RoutingStrategy, States, get_strategy
 from workers.budgets import BudgetStore
 from workers.capacity import CapacityStore, Scope, deployment_scope, tenant_scopes
 from workers.http import HttpSender
@@ -144,6 +144,10 @@ class Runtime:
             gate = PriorityGate(self.catalog.deployments[deployment].capacity.concurrency)
             self._gates[deployment] = gate
         return gate
+
+    def cached_deployment_state(self, name: str) -> DeploymentState | None:
+        """A deployment's shared state as last read (no Redis call)."""
+        return self._states.get(name)
 
     async def deployment_states(self, max_age_s: float = 0.5) -> States:
         """Every deployment's shared state, re-read at most every `max_age_s`.

@@ -3,12 +3,20 @@
 -- KEYS: lease zset, ledger hash, state hash
 -- ARGV: bucket prefix, lease id, bucket second, reserved tokens, actual tokens,
 --       outcome (ok|pressure|error|none), now ms, latency ms, increase step,
---       decrease factor, min factor, decrease interval ms, failure threshold, tpm on (0/1)
+--       decrease factor, min factor, decrease interval ms, failure threshold, tpm on (0/1),
+--       keep ms (0: the lease ends; > 0: it passes to the worker's next call and lives on
+--       for this long)
 local prefix = ARGV[1]
 local reserved, actual = tonumber(ARGV[4]), tonumber(ARGV[5])
 local outcome = ARGV[6]
 local now = tonumber(ARGV[7])
-redis.call('ZREM', KEYS[1], ARGV[2])
+local keep = tonumber(ARGV[15] or '0') or 0
+if keep > 0 then
+  redis.call('ZADD', KEYS[1], now + keep, ARGV[2])
+  redis.call('HINCRBY', KEYS[2], 'handoffs', 1)
+else
+  redis.call('ZREM', KEYS[1], ARGV[2])
+end
 if ARGV[14] == '1' then
   local diff = actual - reserved
   if diff ~= 0 then

@@ -25,6 +25,13 @@ class PriorityGate:
         """Waiters not yet let in."""
         return sum(1 for *_, fut in self._waiters if not fut.done())
 
+    @property
+    def has_waiters(self) -> bool:
+        """Whether anyone waits for a place (cheap: looks at the head only)."""
+        while self._waiters and self._waiters[0][2].done():
+            heapq.heappop(self._waiters)  # cancelled while waiting
+        return bool(self._waiters)
+
     async def acquire(self, lane: str = "interactive") -> None:
         """Wait for a place."""
         if self.in_use < self.limit and not self._waiters:
