@@ -16,8 +16,10 @@ Results = dict[str, dict[str, Any]]
 
 
 def _throughput(results: Results, path: Path) -> bool:
-    runs = [("broker (aiohttp)", dig(results, "throughput", "broker", "jobs_per_s")),
-            ("broker (httpx)", dig(results, "transport", "httpx", "jobs_per_s")),
+    runs = [("broker", dig(results, "throughput", "broker", "jobs_per_s")),
+            ("broker (httpx-aiohttp)",
+             dig(results, "transport", "runs", "aiohttp", "jobs_per_s")),
+            ("broker (httpx)", dig(results, "transport", "runs", "httpx", "jobs_per_s")),
             ("naive Celery", dig(results, "baselines", "naive", "jobs_per_s")),
             ("ceiling aiohttp", dig(results, "baselines", "ceiling_aiohttp", "jobs_per_s")),
             ("ceiling httpx", dig(results, "baselines", "ceiling_httpx", "jobs_per_s"))]

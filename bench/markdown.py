@@ -8,6 +8,7 @@ from typing import Any
 from bench import summary
 from bench.config import CAPACITY, LATENCY_MS
 from bench.scenarios.common import dig
+from broker.catalog import BrokerSettings
 
 Results = dict[str, dict[str, Any]]
 GROUPS = ("producer", "gateway", "model", "redis")
@@ -85,9 +86,11 @@ def throughput_section(results: Results) -> str:
     naive = dig(results, "baselines", "naive")
     ceiling = dig(results, "baselines", "ceiling_aiohttp")
     rows = [
-        _run_row("broker (aiohttp transport, default)", dig(results, "throughput", "broker"),
+        _run_row(f"broker ({BrokerSettings().http_transport} transport, default)",
+                 dig(results, "throughput", "broker"),
                  naive, ceiling),
-        _run_row("broker (httpx transport)", dig(results, "transport", "httpx"), naive, ceiling),
+        _run_row("broker (httpx transport)", dig(results, "transport", "runs", "httpx"),
+                 naive, ceiling),
         _run_row(f"naive Celery: task per job, httpx, threads -c {CAPACITY}", naive, naive,
                  ceiling),
         _run_row(f"ceiling: asyncio + aiohttp, {CAPACITY} in flight", ceiling, naive, ceiling),
@@ -119,21 +122,22 @@ def throughput_section(results: Results) -> str:
 
 
 def transport_section(results: Results) -> str:
-    """aiohttp vs httpx in the model worker."""
+    """Each HTTP stack of the model worker on the same workload."""
     t = results.get("transport")
-    if not t or "error" in t:
+    if not t or "error" in t or "runs" not in t:
         return ""
+    rows = []
+    for name, run in t["runs"].items():
+        mark = " (default)" if name == t["default"] else ""
+        rows.append([f"`{name}`{mark}", f"{run['finished']:,}", num(run["jobs_per_s"]),
+                     num(t["jobs_per_s_over_default"].get(name), "{:.2f}x"),
+                     num(run["cpu_ms_per_job"].get("model"), "{:.2f}"),
+                     num(t["model_cpu_over_default"].get(name), "{:.2f}x"),
+                     t["sources"].get(name, "")])
     return "\n".join([
         "## Transport choice (model worker `broker.http_transport`)", "",
-        f"- aiohttp ({t['aiohttp']['finished']:,} jobs, {t['aiohttp_source']}): "
-        f"{num(t['aiohttp']['jobs_per_s'])} jobs/s, model CPU "
-        f"{num(t['aiohttp']['cpu_ms_per_job'].get('model'), '{:.2f}')} ms/job",
-        f"- httpx ({t['httpx']['finished']:,} jobs): {num(t['httpx']['jobs_per_s'])} jobs/s, "
-        f"model CPU {num(t['httpx']['cpu_ms_per_job'].get('model'), '{:.2f}')} ms/job",
-        f"- aiohttp/httpx throughput {num(t['jobs_per_s_aiohttp_over_httpx'], '{:.1f}x')}; "
-        f"httpx/aiohttp model CPU {num(t['model_cpu_httpx_over_aiohttp'], '{:.1f}x')}; "
-        f"broker CPU {num(t['broker_cpu_httpx_over_aiohttp'], '{:.1f}x')}",
-    ])
+        table(["transport", "jobs", "jobs/s", "vs default", "model CPU ms/job",
+               "vs default", "measured in"], rows)])
 
 
 def latency_section(results: Results) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 import redis.asyncio as aioredis
@@ -27,6 +27,13 @@ _DAY_S = 86400
 def cost_usd(nanousd: int) -> float:
     """Nano-USD as dollars."""
     return nanousd / 1e9
+
+
+class ScriptCaller(Protocol):
+    """Something that runs a registered script call (a coalescing batcher)."""
+
+    async def call(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
+        """Run `script` with these keys and args; its reply."""
 
 
 class ResultBackend:
@@ -73,11 +80,17 @@ class ResultBackend:
             self._async_script = client.register_script(_FINISH_SOURCE)
         return self._async_script
 
-    async def finish(self, client: aioredis.Redis, result: JobResult, cost_nanousd: int) -> bool:
-        """Store one result and its usage; False if the job had already finished."""
+    async def finish(self, client: aioredis.Redis, result: JobResult, cost_nanousd: int,
+                     batcher: ScriptCaller | None = None) -> bool:
+        """Store one result and its usage; False if the job had already finished.
+
+        With a batcher, the call goes out together with the other jobs' script calls.
+        """
         script_keys, args = self._keys_and_args(result, cost_nanousd)
-        stored = await self._script(client)(keys=script_keys, args=args)
-        return bool(stored)
+        script = self._script(client)
+        if batcher is not None:
+            return bool(await batcher.call(script, script_keys, args))
+        return bool(await script(keys=script_keys, args=args))
 
     async def finish_many(
         self, client: aioredis.Redis, results: list[tuple[JobResult, int]]

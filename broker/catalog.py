@@ -224,8 +224,10 @@ class BrokerSettings(Strict):
     inline_routing: bool = Field(True, description="Policy workers route in-process.")
     gateway_concurrency: int = Field(4, ge=1, description="Threads of a policy/route worker.")
     http_transport: Literal["aiohttp", "httpx", "aiohttp-direct"] = Field(
-        "aiohttp", description="HTTP stack of model workers (see workers/http.py and bench)."
-    )
+        "aiohttp-direct",
+        description="HTTP stack of model workers: aiohttp-direct (aiohttp alone), aiohttp "
+                    "(httpx's API over the aiohttp transport) or httpx (httpx's own pool); "
+                    "chosen by measurement, see bench/results.")
     retry: RetrySettings = RetrySettings()
     capacity: CapacitySettings = CapacitySettings()
 

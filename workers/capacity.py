@@ -116,12 +116,13 @@ def tenant_scopes(tenant_name: str, tenant: Tenant, model: str, lease_ttl_ms: in
 class CapacityStore:
     """The Redis side of capacity: deployments and tenants alike."""
 
-    def __init__(self, client: aioredis.Redis, settings: CapacitySettings) -> None:
+    def __init__(self, client: aioredis.Redis, settings: CapacitySettings,
+                 batcher: ScriptBatcher | None = None) -> None:
         self.client = client
         self.settings = settings
         self._acquire: Any = client.register_script(_ACQUIRE)
         self._release: Any = client.register_script(_RELEASE)
-        self._batcher = ScriptBatcher(client)
+        self._batcher = batcher or ScriptBatcher(client)
         # Leases a finished call left for the next call of this process (see pass_on).
         self._passed: dict[str, list[Lease]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -19,7 +19,7 @@ async def _settle(rt: Runtime, record: JobRecord | None, result: JobResult, cost
 async def finish(rt: Runtime, result: JobResult, cost: int,
                  record: JobRecord | None = None) -> bool:
     """Store one terminal result with its usage; False if the job had already ended."""
-    stored = await rt.backend.finish(rt.redis, result, cost)
+    stored = await rt.backend.finish(rt.redis, result, cost, rt.scripts)
     await _settle(rt, record, result, cost)
     return stored
 

@@ -31,6 +31,7 @@ from workers.budgets import BudgetStore
 from workers.capacity import CapacityStore, Scope, deployment_scope, tenant_scopes
 from workers.http import HttpSender
 from workers.providers.base import get_adapter
+from workers.script_batcher import ScriptBatcher
 
 T = TypeVar("T")
 log = logging.getLogger("aibroker.runtime")
@@ -68,7 +69,10 @@ class Runtime:
                                         daemon=True)
         self._thread.start()
         self.redis: aioredis.Redis = self.call(self._connect())
-        self.capacity = CapacityStore(self.redis, catalog.broker.capacity)
+        # One coalescer for every per-job script (capacity, results): the calls of all jobs
+        # in flight go out as one pipeline per loop turn.
+        self.scripts = ScriptBatcher(self.redis)
+        self.capacity = CapacityStore(self.redis, catalog.broker.capacity, self.scripts)
         self.budgets = BudgetStore(self.redis)
         self._gates: dict[str, PriorityGate] = {}
         self._states: States = {}

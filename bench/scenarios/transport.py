@@ -1,4 +1,4 @@
-"""The model worker's HTTP transport: httpx over aiohttp (httpx-aiohttp) vs httpx's own pool."""
+"""The model worker's HTTP stack: every `broker.http_transport` on the same workload."""
 
 from __future__ import annotations
 
@@ -8,26 +8,30 @@ from bench import config
 from bench.scenarios import Context
 from bench.scenarios.common import dig, measure_broker, ratio
 from broker.catalog import BrokerSettings
+from workers.http import TRANSPORTS
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    """The same broker with `http_transport: aiohttp` and `httpx`; jobs/s and CPU per job."""
+    """The same broker with each transport; jobs/s and CPU per job, ratios to the default."""
     count, upstream = ctx.sizes.transport_jobs, ctx.infra.upstream
-    aiohttp = dig(ctx.results, "throughput", "broker")
-    if aiohttp and aiohttp.get("finished") and BrokerSettings().http_transport == "aiohttp":
-        source = "the throughput scenario's run (aiohttp is the default transport)"
-    else:
-        aiohttp = measure_broker(ctx, "transport-aiohttp",
-                                 config.catalog(upstream, http_transport="aiohttp"),
-                                 count).as_dict()
-        source = "its own run"
-    httpx = measure_broker(ctx, "transport-httpx",
-                           config.catalog(upstream, http_transport="httpx"), count).as_dict()
+    default = BrokerSettings().http_transport
+    runs: dict[str, dict[str, Any]] = {}
+    sources: dict[str, str] = {}
+    for transport in TRANSPORTS:
+        reused = dig(ctx.results, "throughput", "broker")
+        if transport == default and reused and reused.get("finished"):
+            runs[transport], sources[transport] = reused, "the throughput scenario's run"
+            continue
+        runs[transport] = measure_broker(
+            ctx, f"transport-{transport}",
+            config.catalog(upstream, http_transport=transport), count).as_dict()
+        sources[transport] = "its own run"
+    base = runs[default]
     return {
-        "aiohttp": aiohttp, "httpx": httpx, "aiohttp_source": source,
-        "jobs_per_s_aiohttp_over_httpx": ratio(aiohttp["jobs_per_s"], httpx["jobs_per_s"]),
-        "broker_cpu_httpx_over_aiohttp": ratio(httpx["broker_cpu_ms_per_job"],
-                                               aiohttp["broker_cpu_ms_per_job"]),
-        "model_cpu_httpx_over_aiohttp": ratio(httpx["cpu_ms_per_job"].get("model"),
-                                              aiohttp["cpu_ms_per_job"].get("model")),
+        "default": default, "runs": runs, "sources": sources,
+        "jobs_per_s_over_default": {
+            name: ratio(run["jobs_per_s"], base["jobs_per_s"]) for name, run in runs.items()},
+        "model_cpu_over_default": {
+            name: ratio(run["cpu_ms_per_job"].get("model"), base["cpu_ms_per_job"].get("model"))
+            for name, run in runs.items()},
     }

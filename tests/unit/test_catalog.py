@@ -22,7 +22,7 @@ def test_minimal_catalog_gets_defaults() -> None:
     assert isinstance(catalog, Catalog)
     assert catalog.deployments["d1"].capacity.concurrency == 16
     assert catalog.model_of_deployment == {"d1": "m"}
-    assert catalog.broker.http_transport == "aiohttp"
+    assert catalog.broker.http_transport == "aiohttp-direct"
 
 
 def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
