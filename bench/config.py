@@ -49,8 +49,8 @@ class Sizes:
         return cls(quick=False, throughput_jobs=10_000, queued_probe_jobs=2_000, warmup_jobs=500,
                    transport_jobs=2_000, naive_jobs=5_000, ceiling_jobs=10_000,
                    ceiling_httpx_jobs=1_500, latency_jobs=1_000, latency_rate=10.0,
-                   scaling_jobs=4_000, capacity_jobs=5_000, rpm_jobs=2_000, rpm=6_000,
-                   rpm_window_s=5, memory_rounds=5, memory_round_jobs=10_000, stall_s=30.0,
+                   scaling_jobs=4_000, capacity_jobs=5_000, rpm_jobs=6_000, rpm=6_000,
+                   rpm_window_s=20, memory_rounds=5, memory_round_jobs=10_000, stall_s=30.0,
                    run_budget_s=180.0, point_budget_s=60.0, memory_budget_s=180.0)
 
     @classmethod

@@ -36,9 +36,12 @@ def capacity_section(results: Results) -> str:
              num(rpm["limit_jobs_per_s"]), num(rpm["steady_jobs_per_s"]),
              num(rpm["fidelity"], "{:.0%}"),
              f"busiest window {rpm['busiest_window']:,} of {rpm['allowed_per_window']:,} "
-             "allowed" + ("" if rpm["enforced"] else f"; NOT enforced: {rpm['note']}"))]
+             "allowed; the limiter checks window + 1 one-second buckets, so it can use at "
+             f"most {rpm['window_s']}/{rpm['window_s'] + 1} of a window it enforces exactly"
+             + ("" if rpm["enforced"] else f"; NOT enforced: {rpm['note']}"))]
     return "## 5. Capacity fidelity\n\n" + table(
-        ("deployment", "configured jobs/s", "achieved jobs/s (RPM: after the first window)",
+        ("deployment", "configured jobs/s",
+         "achieved jobs/s (RPM: mean sliding window after the first)",
          "achieved / configured", "notes"), rows)
 
 

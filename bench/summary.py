@@ -76,10 +76,10 @@ def targets(results: Results) -> list[Target]:
                None if not wall else bool(wall["p50"] <= 5 and wall["p99"] <= 20)),
         Target("capacity fidelity, concurrency 32", ">= 90%", _fmt(conc, "{:.0%}"),
                None if conc is None else 0.9 <= conc <= 1.1),
-        Target("capacity fidelity, RPM-limited (steady rate, busiest window within limit)",
-               "90-110%", _fmt(rpm, "{:.0%}") + ("" if rpm_enforced is not False
-                                                  else ", limit exceeded"),
-               None if rpm is None else 0.9 <= rpm <= 1.1 and rpm_enforced is True),
+        Target("capacity fidelity, RPM-limited (mean sliding-window use; busiest window "
+               "within the limit)", ">= 90%", _fmt(rpm, "{:.0%}") + (
+                   "" if rpm_enforced is not False else ", limit exceeded"),
+               None if rpm is None else rpm >= 0.9 and rpm_enforced is True),
         Target("worker RSS growth over the memory rounds", "within 10%",
                _fmt(worst, "{:.1%}"), _at_most(worst, 0.10)),
     ]

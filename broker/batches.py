@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from broker import cancellations, keys
 from broker import jobstore as js
-from broker import keys
 from broker.backend import aged_out, read_results
 from broker.batch_files import BadLine, BatchFile, ResultLine, bad_line, result_line, spool
 from broker.batch_ingest import Ingest
@@ -233,7 +233,8 @@ class Batches:
                 yield bad_line(BatchLineError.model_validate_json(raw))
 
     def cancel(self, batch_id: str, api_key: str | None = None) -> Batch:
-        """Stop a batch: queued jobs end `cancelled`, jobs in flight finish and are billed."""
+        """Stop a batch: jobs not yet calling upstream end `cancelled`; calls under way finish
+        and are billed."""
         bkey = keys.batch(batch_id)
         self._load(batch_id, api_key)
         with self._redis.pipeline(transaction=True) as pipe:
@@ -252,6 +253,8 @@ class Batches:
                     break
                 except redis.WatchError:
                     continue
+        cancellations.announce(self._redis, batch_id=batch_id,
+                               keep_s=self._settings.model_task_time_limit_s)
         self._flag_cancelled(batch_id, total)
         return self.retrieve(batch_id)
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import redis
 from pydantic import ValidationError as PydanticValidationError
 
+from broker import cancellations, keys
 from broker import jobstore as js
-from broker import keys
 from broker.backend import aged_out, read_result, read_results
 from broker.batches import Batches
 from broker.catalog import Catalog, load_catalog
@@ -299,10 +299,12 @@ class Client:
         return [r for r in results if r is not None]
 
     def cancel(self, job_id: str) -> bool:
-        """Flag a job as cancelled; queued jobs end `cancelled` without calling upstream."""
+        """Flag a job as cancelled; it ends `cancelled` unless its upstream call has begun."""
         if self.peek(job_id) is not None:
             return False
         if not self.redis.exists(js.job_key(job_id)):
             raise JobNotFound(f"no job {job_id}")
         self.redis.hset(js.job_key(job_id), js.F_CANCEL, "1")
+        cancellations.announce(self.redis, job_ids=(job_id,),
+                               keep_s=self.settings.model_task_time_limit_s)
         return True

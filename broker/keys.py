@@ -146,3 +146,12 @@ def day_and_hour(timestamp: float | None = None) -> tuple[str, str]:
 
 
 USAGE_METRICS = ("requests", "prompt_tokens", "completion_tokens", "cost_nanousd", "estimated")
+
+
+def cancellations() -> str:
+    """Sorted set of recently cancelled job ids and `batch:<id>` members (score: time).
+
+    Model workers read it every half second, so jobs they already hold stop before
+    their upstream call, not only jobs still queued.
+    """
+    return f"{PREFIX}cancelled"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from redis.exceptions import RedisError
 
 from broker import jobstore as js
+from broker.cancellations import is_cancelled
 from broker.catalog import Deployment
 from broker.errors import (
     BrokerError,
@@ -100,6 +101,23 @@ async def _may_call(rt: Runtime, deployment: Deployment) -> bool:
     return await rt.capacity.try_probe(deployment.name, cooldown)
 
 
+class JobStopped(Exception):
+    """The job was cancelled, or its deadline passed, while a worker held it."""
+
+    def __init__(self, status: JobStatus, error: BrokerError) -> None:
+        super().__init__(error.message)
+        self.status = status
+        self.error = error
+
+
+async def _raise_if_stopped(rt: Runtime, record: JobRecord) -> None:
+    if is_cancelled(record.id, await rt.cancelled()):
+        raise JobStopped(JobStatus.CANCELLED, JobCancelled("cancelled by the caller"))
+    if record.expired():
+        raise JobStopped(JobStatus.EXPIRED,
+                         JobExpired("the deadline passed before the job could start"))
+
+
 class TenantOverLimit(Exception):
     """The tenant's own limit is reached and its on_limit is `reject`."""
 
@@ -142,6 +160,9 @@ async def _one_attempt(rt: Runtime, deployment: Deployment, adapter: ProviderAda
     gate = rt.gate(deployment.name)
     passed: asyncio.Task[str] | None = None
     async with gate.hold(record.lane):
+        # The wait for a place can be long: a job cancelled or past its deadline meanwhile
+        # stops here, before it takes capacity or calls upstream.
+        await _raise_if_stopped(rt, record)
         held = await _take(rt, record, scopes, _token_estimate(rt, record), reject)
         result = await attempt_once(rt.sender, adapter, deployment, record.body, request)
         outcome, actual = _outcome(rt, record, result)
@@ -223,6 +244,9 @@ async def _run_job(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter
         return status.value
     try:
         return await _call(rt, deployment, adapter, record)
+    except JobStopped as stopped:
+        await finish(rt, ended_early(record, stopped.status, stopped.error), 0, record)
+        return stopped.status.value
     except DeadlinePassed:
         expired = ended_early(record, JobStatus.EXPIRED,
                               JobExpired("the deadline passed while waiting for capacity"))

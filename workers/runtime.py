@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
+from broker import keys
 from broker.backend import ResultBackend
 from broker.catalog import Catalog, Deployment, EnvOverrides, load_catalog
 from broker.errors import BrokerError
@@ -33,6 +33,7 @@ from workers.capacity import CapacityStore, Scope, deployment_scope, tenant_scop
 from workers.http import HttpSender
 from workers.providers.base import get_adapter
 from workers.script_batcher import ScriptBatcher
+from workers.shared_view import SharedView
 
 T = TypeVar("T")
 log = logging.getLogger("aibroker.runtime")
@@ -82,9 +83,8 @@ class Runtime:
         self.capacity = CapacityStore(self.redis, catalog.broker.capacity, self.scripts)
         self.budgets = BudgetStore(self.redis)
         self._gates: dict[str, PriorityGate] = {}
-        self._states: States = {}
-        self._states_at = 0.0
-        self._states_refresh: asyncio.Future[None] | None = None
+        self._states = SharedView[States](self._read_states, {}, "deployment states")
+        self._cancelled = SharedView(self._read_cancelled, frozenset[str](), "cancellations")
 
     async def _connect(self) -> aioredis.Redis:
         # A blocking pool: at thousands of jobs in flight, waiting a moment for a
@@ -163,29 +163,21 @@ class Runtime:
 
     def cached_deployment_state(self, name: str) -> DeploymentState | None:
         """A deployment's shared state as last read (no Redis call)."""
-        return self._states.get(name)
+        return self._states.value.get(name)
 
-    async def deployment_states(self, max_age_s: float = 0.5) -> States:
-        """Every deployment's shared state, re-read at most every `max_age_s`.
+    async def deployment_states(self) -> States:
+        """Every deployment's shared state, re-read at most every half second."""
+        return await self._states.get()
 
-        One refresh at a time: thousands of jobs in flight ask at once, and all but the
-        first use the state they already have (or wait for the very first read).
-        """
-        if time.monotonic() - self._states_at <= max_age_s:
-            return self._states
-        if self._states_refresh is None or self._states_refresh.done():
-            self._states_refresh = asyncio.ensure_future(self._refresh_states())
-        if self._states_at == 0.0:
-            await asyncio.shield(self._states_refresh)
-        return self._states
+    async def cancelled(self) -> frozenset[str]:
+        """Job ids and `batch:<id>` entries cancelled lately (see broker.cancellations)."""
+        return await self._cancelled.get()
 
-    async def _refresh_states(self) -> None:
-        try:
-            self._states = await self.capacity.snapshot(list(self.catalog.deployments.values()))
-        except RedisError:
-            log.warning("could not read deployment states; keeping the last ones")
-        finally:
-            self._states_at = time.monotonic()
+    async def _read_states(self) -> States:
+        return await self.capacity.snapshot(list(self.catalog.deployments.values()))
+
+    async def _read_cancelled(self) -> frozenset[str]:
+        return frozenset(str(m) for m in await self.redis.zrange(keys.cancellations(), 0, -1))
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run a coroutine on the worker loop and wait for its result from a pool thread."""
