@@ -16,16 +16,19 @@ import pytest
 from broker.backend import read_results
 from broker.cluster import LocalCluster
 from broker.schemas import JobStatus
+from broker.workerplan import model_worker
 from tests.support import chat_job, client_for, running_cluster
 
 BACKLOG = 10_000
+BATCH_SIZE = 64
 
 
 @pytest.fixture(scope="module")
 def slow_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """Capacity 8 at 100 ms: about 80 jobs/s, so a backlog of 10,000 stays deep."""
     tmp: Path = tmp_path_factory.mktemp("lanes")
-    with running_cluster(tmp, "--latency", "100", concurrency=8) as (cluster, _):
+    with running_cluster(tmp, "--latency", "100", concurrency=8,
+                         batch_size=BATCH_SIZE) as (cluster, _):
         yield cluster
 
 
@@ -97,9 +100,10 @@ def test_status_shows_backlog_in_flight_and_health(slow_cluster: LocalCluster) -
 
 
 def test_cancel_stops_jobs_a_worker_already_holds(slow_cluster: LocalCluster) -> None:
-    # The model worker holds up to 8 messages x 16 jobs = 128 jobs waiting for one of 8
-    # slots; before cancellations were announced, every one of them still called upstream.
-    held_by_worker = 8 * 16
+    # The model worker holds a few messages of up to 64 jobs each, all waiting for one of
+    # 8 slots; before cancellations were announced, every one of them still called upstream.
+    held_by_worker = model_worker(slow_cluster.catalog, "large-a").concurrency * BATCH_SIZE
+    assert held_by_worker >= 150
     with client_for(slow_cluster) as client:
         handles = client.submit_many([chat_job("chat-large", "alpha", f"held-cancel-{i}")
                                       for i in range(400)], priority="batch")
@@ -118,7 +122,7 @@ def test_cancel_stops_jobs_a_worker_already_holds(slow_cluster: LocalCluster) ->
     assert by_status[JobStatus.SUCCEEDED] + by_status[JobStatus.CANCELLED] == 400
     # In flight (8) and what starts within one refresh of the announcement (0.5 s at
     # 80 calls/s) may still run; the held backlog must not.
-    assert 16 <= by_status[JobStatus.SUCCEEDED] < 16 + held_by_worker - 16, by_status
+    assert 16 <= by_status[JobStatus.SUCCEEDED] < 16 + 100 < held_by_worker, by_status
     seen = {entry["text"] for entry in slow_cluster.upstream_requests()["requests"]}
     cancelled = [r for r in results if r.status is JobStatus.CANCELLED]
     assert not [r.id for r in cancelled if f"held-cancel-{ids.index(r.id)}" in seen]
