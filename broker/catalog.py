@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,6 +20,7 @@ from broker.errors import ConfigError
 DEPLOYMENT_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$"
 TENANT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_ALLOWED_CACHE_SIZE = 4096  # model names remembered per tenant (bounded: names come from jobs)
 
 
 class Strict(BaseModel):
@@ -141,13 +142,20 @@ class Tenant(Strict):
     guards: dict[str, GuardSettings] = Field(
         default_factory=dict, description="Content guards by plug-in name, run in this order.")
 
+    _allowed: dict[str, bool] = PrivateAttr(default_factory=dict)
+
     def key_matches(self, key_sha256: str) -> bool:
         """Constant-time comparison of a presented key's hash against the static one."""
         return self.key_sha256 is not None and hmac.compare_digest(key_sha256, self.key_sha256)
 
     def allows(self, model: str) -> bool:
         """Whether the tenant may call this logical model (shell-style wildcards)."""
-        return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.allowed_models)
+        known = self._allowed.get(model)
+        if known is None:  # asked for every job: match the patterns once per model name
+            known = any(fnmatch.fnmatchcase(model, pattern) for pattern in self.allowed_models)
+            if len(self._allowed) < _ALLOWED_CACHE_SIZE:
+                self._allowed[model] = known
+        return known
 
 
 class RetrySettings(Strict):
