@@ -183,6 +183,11 @@ class CapacityStore:
         asyncio.get_running_loop().call_later(_UNCLAIMED_S, self._reclaim, scope, lease)
         return self._spawn(self.release(scope, lease, outcome, 0, latency_ms, keep=True))
 
+    def release_soon(self, scope: Scope, lease: Lease, outcome: str, actual_tokens: int,
+                     latency_ms: float) -> asyncio.Task[str]:
+        """`release`, queued now and awaited later (it joins the next script pipeline)."""
+        return self._spawn(self.release(scope, lease, outcome, actual_tokens, latency_ms))
+
     def _reclaim(self, scope: Scope, lease: Lease) -> None:
         passed = self._passed.get(scope.name, [])
         if lease in passed:

@@ -153,12 +153,18 @@ def _outcome(rt: Runtime, record: JobRecord, result: AttemptResult) -> tuple[str
 
 
 async def _one_attempt(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
-                       record: JobRecord, request: HttpRequest) -> tuple[AttemptResult, str]:
-    """Hold a gate place and leases (tenant, then deployment) for exactly one call."""
+                       record: JobRecord, request: HttpRequest
+                       ) -> tuple[AttemptResult, str, list[asyncio.Task[str]]]:
+    """Hold a gate place and leases (tenant, then deployment) for exactly one call.
+
+    Returns the result, the circuit state after a failed call, and the releases of a
+    successful one still settling: the caller awaits them once the result is stored, so
+    both go to Redis in one pipeline.
+    """
     scopes = [*rt.tenant_scopes(record, deployment), rt.deployment_scope(deployment)]
     reject = rt.on_limit(record) == "reject"
     gate = rt.gate(deployment.name)
-    passed: asyncio.Task[str] | None = None
+    settling: list[asyncio.Task[str]] = []
     async with gate.hold(record.lane):
         # The wait for a place can be long: a job cancelled or past its deadline meanwhile
         # stops here, before it takes capacity or calls upstream.
@@ -172,14 +178,17 @@ async def _one_attempt(rt: Runtime, deployment: Deployment, adapter: ProviderAda
             if (scope.adaptive and outcome == "ok" and gate.has_waiters
                     and _at_full_capacity(rt, deployment)
                     and rt.capacity.can_pass_on(scope, lease)):
-                passed = rt.capacity.pass_on(scope, lease, outcome, duration)
-                continue
-            answer = await rt.capacity.release(scope, lease, outcome, actual, duration)
-            if scope.adaptive:
-                state = answer
-    if passed is not None:  # settled after the gate is free: the next call starts at once
-        state = await passed
-    return result, state
+                # The next call here starts at once, on this lease.
+                settling.append(rt.capacity.pass_on(scope, lease, outcome, duration))
+            elif result.reply is not None:
+                # Queued before the gate opens, so it reaches Redis ahead of the next acquire.
+                settling.append(rt.capacity.release_soon(scope, lease, outcome, actual,
+                                                         duration))
+            else:
+                answer = await rt.capacity.release(scope, lease, outcome, actual, duration)
+                if scope.adaptive:
+                    state = answer
+    return result, state, settling
 
 
 def _at_full_capacity(rt: Runtime, deployment: Deployment) -> bool:
@@ -209,11 +218,12 @@ async def _call(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
     for attempt in range(1, retry.max_attempts + 1):
         if not await _may_call(rt, deployment):
             return await _reroute(rt, record, None)
-        result, state = await _one_attempt(rt, deployment, adapter, record, request)
+        result, state, settling = await _one_attempt(rt, deployment, adapter, record, request)
         attempts.append(result.attempt)
         if result.reply is not None:
             done, cost = succeeded_result(rt, record, deployment, result.reply)
             stored = await finish(rt, done, cost, record)
+            await asyncio.gather(*settling)
             return "succeeded" if stored else "duplicate"
         error = result.error
         assert error is not None
