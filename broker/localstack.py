@@ -83,6 +83,13 @@ class EmbeddedRedis:
             self.process.wait()
             self.process = None
 
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the server as an operator would (SIGTERM: the AOF is flushed); keep its data."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=timeout)
+            self.process = None
+
     def restart(self) -> None:
         """Start again on the same port and directory."""
         self.kill()

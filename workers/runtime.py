@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from broker import keys
 from broker.backend import ResultBackend
@@ -178,6 +179,13 @@ class Runtime:
 
     async def _read_cancelled(self) -> frozenset[str]:
         return frozenset(str(m) for m in await self.redis.zrange(keys.cancellations(), 0, -1))
+
+    def reconnect(self) -> None:
+        """Drop every pooled Redis connection; the next commands open fresh ones."""
+        try:
+            self.call(self.redis.connection_pool.disconnect(), timeout=10)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("could not reset Redis connections: %s", exc)
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run a coroutine on the worker loop and wait for its result from a pool thread."""

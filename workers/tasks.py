@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from celery import Task
+from kombu.exceptions import OperationalError
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -19,19 +21,39 @@ from workers.runtime import get_runtime
 
 DispatchKey = tuple[str, str]
 log = logging.getLogger("aibroker.tasks")
-# Redis restarting or briefly unreachable: the stages are idempotent per job id, so the
-# task simply runs again later. Anything else is a bug: its jobs are failed, not lost.
-INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
+# Redis restarting or briefly unreachable (kombu wraps it as OperationalError when a
+# message cannot be sent). Anything else is a bug: its jobs are failed, not lost.
+INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OperationalError)
+T = TypeVar("T")
+
+
+def through_outages(step: Callable[[], T]) -> T:
+    """Run a stage step; while Redis is unreachable, wait and run the whole step again.
+
+    The step's message stays unacknowledged meanwhile. Celery's own retry would need to
+    send a new message, which fails while Redis is away, and the failed task's message is
+    then acknowledged with its jobs unfinished; waiting here loses nothing. Every stage is
+    idempotent per job id (jobs already ended are skipped), so a second run changes only
+    what the first did not finish. Gives up after the visibility timeout, by when Redis
+    has put the message back on its queue for another run.
+    """
+    rt = get_runtime()
+    give_up = time.monotonic() + rt.settings.visibility_timeout_s
+    delay = 0.25
+    while True:
+        try:
+            return step()
+        except INFRA_ERRORS as exc:
+            if time.monotonic() + delay > give_up:
+                raise
+            log.warning("Redis unreachable (%s); the batch runs again in %.2f s", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            rt.reconnect()  # pooled connections from before a restart fail once each
 
 
 class StageTask(Task):  # type: ignore[type-arg]
-    """Retries on Redis outages; ends a batch's jobs as failed on any other error."""
-
-    autoretry_for = INFRA_ERRORS
-    retry_backoff = 1
-    retry_backoff_max = 30
-    retry_jitter = True
-    max_retries = 200
+    """Ends a batch's jobs as failed on any error but a Redis outage (see through_outages)."""
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                    einfo: Any) -> None:
@@ -70,20 +92,30 @@ def dispatch_to_models(plan: dict[DispatchKey, list[str]], batch_size: int) -> N
 def policy(job_ids: list[str]) -> dict[str, int]:
     """Admit or reject a batch of jobs, and pass admitted ones on."""
     rt = get_runtime()
-    plan = rt.call(policy_stage.admit_batch(rt, _valid_ids(job_ids)))
-    dispatch_to_models(plan.to_model, rt.settings.batch_size)
-    for chunk in _chunks(plan.to_route, rt.settings.batch_size):
-        app.send_task(ROUTE_TASK, args=[chunk])
-    return plan.summary()
+    ids = _valid_ids(job_ids)
+
+    def step() -> dict[str, int]:
+        plan = rt.call(policy_stage.admit_batch(rt, ids))
+        dispatch_to_models(plan.to_model, rt.settings.batch_size)
+        for chunk in _chunks(plan.to_route, rt.settings.batch_size):
+            app.send_task(ROUTE_TASK, args=[chunk])
+        return plan.summary()
+
+    return through_outages(step)
 
 
 @app.task(name=ROUTE_TASK, base=StageTask)
 def route(job_ids: list[str]) -> dict[str, int]:
     """Choose deployments for a batch of admitted jobs."""
     rt = get_runtime()
-    plan = rt.call(routing_stage.route_batch(rt, _valid_ids(job_ids)))
-    dispatch_to_models(plan, rt.settings.batch_size)
-    return {deployment: len(ids) for (deployment, _), ids in plan.items()}
+    ids = _valid_ids(job_ids)
+
+    def step() -> dict[str, int]:
+        plan = rt.call(routing_stage.route_batch(rt, ids))
+        dispatch_to_models(plan, rt.settings.batch_size)
+        return {deployment: len(routed) for (deployment, _), routed in plan.items()}
+
+    return through_outages(step)
 
 
 @app.task(name=MODEL_TASK, base=StageTask)
@@ -92,10 +124,15 @@ def model(deployment: str, job_ids: list[str]) -> dict[str, int]:
     rt = get_runtime()
     if deployment not in rt.catalog.deployments:
         raise ValueError(f"unknown deployment {deployment!r}")
-    outcome = rt.call(model_stage.run_batch(rt, deployment, _valid_ids(job_ids)))
-    for chunk in _chunks(outcome.reroute, rt.settings.batch_size):
-        app.send_task(ROUTE_TASK, args=[chunk])
-    for chunk in _chunks(outcome.requeue, rt.settings.batch_size):
-        app.send_task(MODEL_TASK, args=[deployment, chunk], queue=model_queue(deployment),
-                      priority=LANE_PRIORITY["batch"])
-    return dict(outcome.counts)
+    ids = _valid_ids(job_ids)
+
+    def step() -> dict[str, int]:
+        outcome = rt.call(model_stage.run_batch(rt, deployment, ids))
+        for chunk in _chunks(outcome.reroute, rt.settings.batch_size):
+            app.send_task(ROUTE_TASK, args=[chunk])
+        for chunk in _chunks(outcome.requeue, rt.settings.batch_size):
+            app.send_task(MODEL_TASK, args=[deployment, chunk], queue=model_queue(deployment),
+                          priority=LANE_PRIORITY["batch"])
+        return dict(outcome.counts)
+
+    return through_outages(step)
