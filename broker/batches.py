@@ -141,6 +141,7 @@ class Batches:
         batch_id, now = js.new_batch_id(), time.time()
         ttl = self._settings.batch_ttl_s + window_s
         fields.update(id=batch_id, key=hashlib.sha256(api_key.encode()).hexdigest(),
+                      tenant=self._tenant_of(api_key) or "",
                       created_at=repr(now), expires_at=repr(now + window_s))
         with self._redis.pipeline(transaction=False) as pipe:
             pipe.hset(keys.batch(batch_id), mapping=fields)  # type: ignore[arg-type]
@@ -182,15 +183,30 @@ class Batches:
         if progress is not None:
             progress(reader.bytes_read, size)
 
+    def _tenant_of(self, api_key: str) -> str | None:
+        from broker.access import tenant_of_key  # access builds on the client module
+
+        return tenant_of_key(self._client, api_key)
+
+    @staticmethod
+    def _owned(fields: Mapping[str, str], key_hash: str, tenant: str | None) -> bool:
+        """A batch belongs to its tenant, whichever of the tenant's keys asks (a rotated key
+        keeps its batches); one made with a key of no tenant, to that key alone."""
+        if fields.get("tenant"):
+            return tenant is not None and hmac.compare_digest(fields["tenant"], tenant)
+        return hmac.compare_digest(fields.get("key", ""), key_hash)
+
     def _load(self, batch_id: str, api_key: str | None) -> dict[str, str]:
         fields: dict[str, str] = self._redis.hgetall(keys.batch(batch_id))  # type: ignore[assignment]
-        if not fields or (api_key is not None and not hmac.compare_digest(
-                fields.get("key", ""), hashlib.sha256(api_key.encode()).hexdigest())):
+        if fields and api_key is not None and not self._owned(
+                fields, hashlib.sha256(api_key.encode()).hexdigest(), self._tenant_of(api_key)):
+            fields = {}
+        if not fields:
             raise JobNotFound(f"no batch {batch_id}")  # another tenant's batch: not found
         return fields
 
     def retrieve(self, batch_id: str, api_key: str | None = None) -> Batch:
-        """The batch now; with `api_key`, only if that key created it."""
+        """The batch now; with `api_key`, only if it belongs to that key's tenant."""
         return decode_batch(self._load(batch_id, api_key))
 
     def wait(self, batch_id: str, *, timeout: float | None = None, poll_s: float = 0.5,
@@ -270,8 +286,9 @@ class Batches:
                 pipe.execute()
 
     def list(self, *, api_key: str | None = None, limit: int = 20) -> list[Batch]:
-        """The newest batches first; with `api_key`, only those it created."""
+        """The newest batches first; with `api_key`, only those of that key's tenant."""
         key_hash = hashlib.sha256(api_key.encode()).hexdigest() if api_key else None
+        tenant = self._tenant_of(api_key) if api_key else None
         found: list[Batch] = []
         start = 0
         while len(found) < limit:
@@ -288,6 +305,6 @@ class Batches:
             if stale:
                 self._redis.zrem(keys.batch_index(), *stale)
             found += [decode_batch(fields) for fields in records if fields and (
-                key_hash is None or hmac.compare_digest(fields.get("key", ""), key_hash))]
+                key_hash is None or self._owned(fields, key_hash, tenant))]
         return found[:limit]
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from broker import jobstore as js
-from broker import keys
+from broker import keys, tenant_keys
 from broker.cluster import LocalCluster
 from broker.errors import JobNotFound
 from broker.ledger import read_usage
@@ -292,3 +292,23 @@ def test_usage_plot_is_a_real_png(cluster: LocalCluster, tmp_path: Path) -> None
     pixels = matplotlib.image.imread(str(target))
     assert pixels.shape[:2] == (700, 1000)
     assert float(pixels[..., :3].std()) > 0.05  # lines, labels and legend, not a blank canvas
+
+
+def test_a_batch_belongs_to_its_tenant_across_key_rotation(cluster: LocalCluster) -> None:
+    with client_for(cluster) as client:
+        first_key = tenant_keys.issue(client.redis, "alpha")
+        batch = client.batches.create([request("r0", "chat-small", "owned by alpha")],
+                                      api_key=first_key)
+        second_key, _ = tenant_keys.rotate(client.redis, "alpha", grace_s=0)
+        seen = client.batches.retrieve(batch.id, api_key=second_key)
+        listed = [b.id for b in client.batches.list(api_key=second_key, limit=50)]
+        static_key_sees = client.batches.retrieve(batch.id, api_key=KEYS["alpha"]).id
+        refused = []
+        for key in (KEYS["beta"], first_key, "sk-no-such-key"):
+            with pytest.raises(JobNotFound):
+                client.batches.retrieve(batch.id, api_key=key)
+            refused.append(batch.id in [b.id for b in client.batches.list(api_key=key)])
+        client.batches.wait(batch.id, timeout=60, api_key=second_key)
+    assert seen.id == static_key_sees == batch.id
+    assert batch.id in listed
+    assert refused == [False, False, False]
