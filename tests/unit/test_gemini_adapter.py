@@ -95,6 +95,16 @@ def test_embeddings_request_is_one_batch_request_per_input() -> None:
                                     "content": {"parts": [{"text": "one"}]}}]}
 
 
+def test_embeddings_over_the_api_limit_are_refused_with_the_reason() -> None:
+    at_limit = JobBody(model="e", input=[f"text {i}" for i in range(100)])
+    assert len(json.loads(ADAPTER.build_request(EMBEDDER, at_limit, None).body)["requests"]) == 100
+    over = JobBody(model="e", input=[f"text {i}" for i in range(101)])
+    with pytest.raises(UpstreamRejected) as refused:
+        ADAPTER.build_request(EMBEDDER, over, None)
+    assert refused.value.code == "upstream_rejected" and not refused.value.retryable
+    assert "at most 100 inputs" in refused.value.message and "101" in refused.value.message
+
+
 def test_minimal_request_and_default_max_tokens() -> None:
     assert json.loads(ADAPTER.build_request(DEPLOYMENT, chat("hello"), None).body) == {
         "contents": [{"role": "user", "parts": [{"text": "hello"}]}]}

@@ -182,9 +182,17 @@ def chat_payload(deployment: Deployment, body: JobBody) -> dict[str, Any]:
     return payload
 
 
+MAX_EMBED_INPUTS = 100  # batchEmbedContents' limit on requests per call
+
+
 def embeddings_payload(deployment: Deployment, body: JobBody) -> dict[str, Any]:
     """The batchEmbedContents request body: one request per input string."""
     inputs = [body.input] if isinstance(body.input, str) else list(body.input or [])
+    if len(inputs) > MAX_EMBED_INPUTS:
+        # The API refuses larger requests; one job is one upstream call, so say so here.
+        raise UpstreamRejected(
+            f"Gemini embeds at most {MAX_EMBED_INPUTS} inputs per request and this job has "
+            f"{len(inputs)}: split it into jobs of {MAX_EMBED_INPUTS} or fewer")
     requests = []
     for text in inputs:
         request: dict[str, Any] = {"model": model_path(deployment),
