@@ -14,7 +14,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -110,6 +110,7 @@ class Runtime:
             get_adapter(deployment.provider)
         self.policy = PolicyPipeline(catalog)
         self.strategies = strategies
+        self._scope_cache: dict[tuple[str, ...], list[Scope]] = {}
         self.catalog = catalog
 
     async def maybe_reload(self) -> bool:
@@ -136,18 +137,31 @@ class Runtime:
 
     def deployment_scope(self, deployment: Deployment) -> Scope:
         """The capacity scope of a deployment."""
-        return deployment_scope(deployment, self.settings.capacity)
+        return self._scopes(("dep", deployment.name),
+                            lambda: [deployment_scope(deployment, self.settings.capacity)])[0]
 
     def tenant_scopes(self, record: JobRecord, deployment: Deployment) -> list[Scope]:
         """The tenant's limits that apply to a job (none when it has none)."""
-        tenant = self.catalog.tenants.get(record.tenant or "")
-        if tenant is None:
-            return []
-        # A tenant lease is also held while the job waits for the deployment's capacity.
-        capacity = self.settings.capacity
-        ttl_ms = int((capacity.max_wait_s + deployment.timeout_s + capacity.lease_margin_s)
-                     * 1000)
-        return tenant_scopes(record.tenant or "", tenant, record.body.model, ttl_ms)
+        tenant_name, model = record.tenant or "", record.body.model
+
+        def build() -> list[Scope]:
+            tenant = self.catalog.tenants.get(tenant_name)
+            if tenant is None:
+                return []
+            # A tenant lease is also held while the job waits for the deployment's capacity.
+            capacity = self.settings.capacity
+            ttl_ms = int((capacity.max_wait_s + deployment.timeout_s + capacity.lease_margin_s)
+                         * 1000)
+            return tenant_scopes(tenant_name, tenant, model, ttl_ms)
+
+        return self._scopes((tenant_name, model, deployment.name), build)
+
+    def _scopes(self, key: tuple[str, ...], build: Callable[[], list[Scope]]) -> list[Scope]:
+        # Asked for on every attempt; the answer changes only with the catalog.
+        found = self._scope_cache.get(key)
+        if found is None:
+            found = self._scope_cache[key] = build()
+        return found
 
     def on_limit(self, record: JobRecord) -> str:
         """What the job's tenant wants done when its own limit is reached."""
