@@ -42,6 +42,7 @@ class Sizes:
     run_budget_s: float
     point_budget_s: float
     memory_budget_s: float
+    batch_lines: int
 
     @classmethod
     def full(cls) -> Sizes:
@@ -51,7 +52,8 @@ class Sizes:
                    ceiling_httpx_jobs=1_500, latency_jobs=1_000, latency_rate=10.0,
                    scaling_jobs=4_000, capacity_jobs=5_000, rpm_jobs=6_000, rpm=6_000,
                    rpm_window_s=20, memory_rounds=5, memory_round_jobs=10_000, stall_s=30.0,
-                   run_budget_s=180.0, point_budget_s=60.0, memory_budget_s=180.0)
+                   run_budget_s=180.0, point_budget_s=60.0, memory_budget_s=180.0,
+                   batch_lines=1_000_000)
 
     @classmethod
     def smoke(cls) -> Sizes:
@@ -61,7 +63,8 @@ class Sizes:
                    ceiling_httpx_jobs=200, latency_jobs=100, latency_rate=10.0,
                    scaling_jobs=500, capacity_jobs=500, rpm_jobs=300, rpm=3_000,
                    rpm_window_s=2, memory_rounds=1, memory_round_jobs=1_000, stall_s=20.0,
-                   run_budget_s=60.0, point_budget_s=30.0, memory_budget_s=60.0)
+                   run_budget_s=60.0, point_budget_s=30.0, memory_budget_s=60.0,
+                   batch_lines=10_000)
 
 
 def deployment(upstream: str, *, concurrency: int = CAPACITY, rpm: int = 0,

@@ -45,6 +45,16 @@ def capacity_section(results: Results) -> str:
          "achieved / configured", "notes"), rows)
 
 
+def _batch_line(batch: dict[str, Any] | None) -> str:
+    if not batch:
+        return "- producer RSS while submitting a batch file: not measured"
+    if "error" in batch:
+        return f"- producer RSS for a {batch['lines']:,}-line batch: failed ({batch['error']})"
+    return (f"- producer peak RSS while validating and queueing a {batch['lines']:,}-line batch "
+            f"file: {batch['peak_rss_mb']:.1f} MiB ({batch['queued']:,} jobs queued in "
+            f"{batch['seconds']:.0f} s, {batch['lines_per_s']:,} lines/s; no workers ran)")
+
+
 def memory_section(results: Results, chart: str | None) -> str:
     """Scenario 6."""
     m = results.get("memory")
@@ -65,7 +75,7 @@ def memory_section(results: Results, chart: str | None) -> str:
         table(("point", "jobs/s", "gateway worker", "model worker", "producer peak"), rows), "",
         f"- growth {m['growth_span']}: " + ", ".join(
             f"{g} {num(v, '{:+.1%}')}" for g, v in growth.items()),
-        f"- producer RSS for a 1,000,000-line batch: {m['producer_1m_line_batch']}"])
+        _batch_line(m.get("producer_batch"))])
     return text + (f"\n\n![memory]({chart})" if chart else "")
 
 

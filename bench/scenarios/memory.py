@@ -9,11 +9,10 @@ from bench import config
 from bench.harness import broker
 from bench.measure import run_jobs
 from bench.progress import log
-from bench.scenarios import Context
+from bench.scenarios import Context, batch_rss
 from bench.scenarios.common import ratio
 
 WORKER_GROUPS = ("gateway", "model")
-BATCH_NOTE = "not measured: batches (OpenAI Batch JSONL) are not built yet (issue 5)"
 
 
 def _settled_rss(ctx: Context) -> dict[str, float]:
@@ -57,4 +56,4 @@ def run(ctx: Context) -> dict[str, Any]:
     return {"idle_mb": idle, "rounds": rounds, "total_jobs": rounds[-1]["jobs_so_far"],
             "growth_first_to_last": growth,
             "growth_span": f"{rounds[0]['jobs_so_far']:,} -> {rounds[-1]['jobs_so_far']:,} jobs",
-            "producer_1m_line_batch": BATCH_NOTE}
+            "producer_batch": batch_rss.measure(ctx, sizes.batch_lines)}
