@@ -16,7 +16,7 @@ from bench.scenarios import Context
 from broker.cluster import LocalCluster
 
 # Runs the batch CLI in this very process, then reports the process's own peak RSS.
-_MEASURED = ("import resource, sys\n"
+PEAK_RSS_CLI = ("import resource, sys\n"
              "from broker.cli.main import main\n"
              "status = main(sys.argv[1:])\n"
              "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
@@ -49,7 +49,7 @@ def measure(ctx: Context, lines: int) -> dict[str, Any]:
         cluster.write_catalog(config.catalog(infra.upstream))
         env = {**os.environ, **cluster.env, "AIBROKER_API_KEY": config.TENANT_KEY}
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-c", _MEASURED, "batch", "submit", str(source),
+        done = subprocess.run([sys.executable, "-c", PEAK_RSS_CLI, "batch", "submit", str(source),
                                "--format", "json"], env=env, capture_output=True, text=True,
                               timeout=1800, check=False)
         elapsed = time.monotonic() - started

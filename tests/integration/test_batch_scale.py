@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from bench.scenarios.batch_rss import PEAK_RSS_CLI
 from broker import keys
 from broker.cluster import LocalCluster
 from broker.localstack import EmbeddedRedis
@@ -26,13 +27,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 LINES = 1_000_000
 PEAK_RSS_LIMIT_MB = 200
-# Runs the CLI in this very process, then reports the process's own peak RSS.
-_MEASURED = ("import resource, sys\n"
-             "from broker.cli.main import main\n"
-             "status = main(sys.argv[1:])\n"
-             "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-             "print(f'peak_rss_kb={peak}', file=sys.stderr)\n"
-             "sys.exit(status)\n")
 
 
 def _write_file(path: Path) -> None:
@@ -52,7 +46,7 @@ def test_million_line_file_is_submitted_in_bounded_memory(tmp_path: Path) -> Non
         cluster.write_catalog(make_catalog("http://127.0.0.1:9"))  # no workers: jobs stay queued
         env = {**os.environ, **cluster.env, "AIBROKER_API_KEY": KEYS["alpha"]}
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-c", _MEASURED, "batch", "submit", str(source),
+        done = subprocess.run([sys.executable, "-c", PEAK_RSS_CLI, "batch", "submit", str(source),
                                "--format", "json"], env=env, capture_output=True, text=True,
                               timeout=1100, check=False)
         elapsed = time.monotonic() - started
