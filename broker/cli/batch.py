@@ -183,7 +183,7 @@ def run_wait(args: argparse.Namespace) -> int:
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    """Cancel a batch: its queued jobs end `cancelled`."""
+    """Cancel a batch: its jobs not yet calling upstream end `cancelled`."""
     with Client(load_catalog()) as client:
         batch = client.batches.cancel(args.batch_id, _key(args))
     _show(batch, args, Console())
