@@ -98,6 +98,11 @@ def budget(scope: str, period: str) -> str:
     return f"{PREFIX}budget:{scope}:{period}"
 
 
+def budget_reserved(job_id: str) -> str:
+    """Set once a job's budget reservation has been made (exactly once)."""
+    return f"{PREFIX}budget:reserved:{job_id}"
+
+
 def budget_settled(job_id: str) -> str:
     """Set once a job's budget reservation has been settled (exactly once)."""
     return f"{PREFIX}budget:settled:{job_id}"

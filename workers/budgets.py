@@ -84,13 +84,18 @@ class BudgetStore:
         self._reserve: Any = client.register_script(_RESERVE)
         self._settle: Any = client.register_script(_SETTLE)
 
-    async def reserve(self, caps: list[tuple[str, int, int, float]], tokens: int,
+    async def reserve(self, job_id: str, caps: list[tuple[str, int, int, float]], tokens: int,
                       nanousd: int) -> tuple[Reservation | BudgetExceeded, list[str]]:
-        """A reservation (and the budgets that just crossed their soft threshold)."""
+        """A reservation (and the budgets that just crossed their soft threshold).
+
+        Once per job: asked again for the same job, it answers with the same reservation
+        and holds nothing more.
+        """
         args: list[Any] = [tokens, nanousd, 40 * _DAY_S]
         for _, token_cap, usd_cap, soft in caps:
             args += [token_cap, usd_cap, soft]
-        reply = await self._reserve(keys=[key for key, *_ in caps], args=args)
+        reply = await self._reserve(
+            keys=[keys.budget_reserved(job_id), *(key for key, *_ in caps)], args=args)
         if int(reply[0]) == 0:
             key = caps[int(reply[1]) - 1][0]
             what = "tokens" if reply[2] == "tokens" else "USD"

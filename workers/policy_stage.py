@@ -79,7 +79,7 @@ async def _reserve_budget(rt: Runtime,
         return None
     tokens, nanousd = estimate(rt.catalog, ctx.body, ctx.input_tokens,
                                rt.settings.capacity.default_max_tokens)
-    reservation, warned = await rt.budgets.reserve(caps, tokens, nanousd)
+    reservation, warned = await rt.budgets.reserve(ctx.job_id, caps, tokens, nanousd)
     for key in warned:
         ctx.warnings.append(f"budget {key.split(':', 2)[-1]} passed its soft threshold")
     return reservation

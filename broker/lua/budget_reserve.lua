@@ -1,11 +1,16 @@
--- Reserve a job's estimated tokens and cost against every budget that applies, or none.
--- KEYS: budget hashes (one per scope and period)
+-- Reserve a job's estimated tokens and cost against every budget that applies, or none;
+-- once per job: a batch admitted again (a Redis outage, a lost worker) reserves nothing more.
+-- KEYS: 1 the job's reservation marker, then the budget hashes (one per scope and period)
 -- ARGV: estimated tokens, estimated nano-USD, ttl seconds, then per key:
 --       token limit, nano-USD limit, soft threshold (share)
--- Returns {1, warned key indexes...} or {0, key index, 'tokens'|'usd'}.
+-- Returns {1, warned budget indexes...} or {0, budget index, 'tokens'|'usd'}; budget
+-- indexes count from 1 over the budget keys.
 local tokens, nanos, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local function num(key, field) return tonumber(redis.call('HGET', key, field) or '0') or 0 end
-for i, key in ipairs(KEYS) do
+if redis.call('EXISTS', KEYS[1]) == 1 then return {1} end
+local budgets = {}
+for i = 2, #KEYS do budgets[#budgets + 1] = KEYS[i] end
+for i, key in ipairs(budgets) do
   local base = 3 + (i - 1) * 3
   local token_limit, usd_limit = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2])
   if token_limit > 0 and num(key, 'used_tokens') + num(key, 'reserved_tokens') + tokens > token_limit then
@@ -15,8 +20,9 @@ for i, key in ipairs(KEYS) do
     return {0, i, 'usd'}
   end
 end
+redis.call('SET', KEYS[1], '1', 'EX', ttl)
 local warned = {1}
-for i, key in ipairs(KEYS) do
+for i, key in ipairs(budgets) do
   local base = 3 + (i - 1) * 3
   local token_limit, usd_limit = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2])
   local soft = tonumber(ARGV[base + 3])
