@@ -191,6 +191,17 @@ async def _one_attempt(rt: Runtime, deployment: Deployment, adapter: ProviderAda
     return result, state, settling
 
 
+async def _after_handoffs() -> None:
+    """Let the calls this one's end made room for start before its result is written.
+
+    Calls to one deployment end in waves; each ending wakes the next waiting call, which
+    runs only once the loop has worked through the whole wave. Two loop turns put the
+    result work after those starts instead of in front of them.
+    """
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
 def _at_full_capacity(rt: Runtime, deployment: Deployment) -> bool:
     """No pressure on record: passing leases on must not hold off a shrink (AIMD)."""
     state = rt.cached_deployment_state(deployment.name)
@@ -221,6 +232,7 @@ async def _call(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
         result, state, settling = await _one_attempt(rt, deployment, adapter, record, request)
         attempts.append(result.attempt)
         if result.reply is not None:
+            await _after_handoffs()
             done, cost = succeeded_result(rt, record, deployment, result.reply)
             stored = await finish(rt, done, cost, record)
             await asyncio.gather(*settling)
