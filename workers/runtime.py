@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -46,6 +46,11 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 _KEEPALIVE = {option: value for name, value in
               (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
               if (option := getattr(socket, name, None)) is not None}
+
+
+# Cancellations are stamped by producers' clocks; each read looks this far behind the
+# newest one it has seen, so a producer a little behind is not missed.
+_CANCEL_CLOCK_MARGIN_S = 30.0
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -86,6 +91,8 @@ class Runtime:
         self._gates: dict[str, PriorityGate] = {}
         self._states = SharedView[States](self._read_states, {}, "deployment states")
         self._cancelled = SharedView(self._read_cancelled, frozenset[str](), "cancellations")
+        self._cancel_seen: dict[str, float] = {}  # cancelled id -> when it was announced
+        self._cancel_newest = 0.0
 
     async def _connect(self) -> aioredis.Redis:
         # A blocking pool: at thousands of jobs in flight, waiting a moment for a
@@ -192,7 +199,21 @@ class Runtime:
         return await self.capacity.snapshot(list(self.catalog.deployments.values()))
 
     async def _read_cancelled(self) -> frozenset[str]:
-        return frozenset(str(m) for m in await self.redis.zrange(keys.cancellations(), 0, -1))
+        # Only what was added since the last read (less a margin for producers' clocks),
+        # not the whole set: a mass cancel of single jobs would be re-read every turn.
+        since = self._cancel_newest - _CANCEL_CLOCK_MARGIN_S if self._cancel_seen else "-inf"
+        fresh = await self.redis.zrangebyscore(keys.cancellations(), since, "+inf",
+                                               withscores=True)
+        added = [(str(member), float(score))
+                 for member, score in cast(list[tuple[str, float]], fresh)
+                 if str(member) not in self._cancel_seen]
+        if not added:
+            return self._cancelled.value
+        self._cancel_seen.update(added)
+        self._cancel_newest = max([self._cancel_newest, *(score for _, score in added)])
+        oldest = self._cancel_newest - self.settings.model_task_time_limit_s
+        self._cancel_seen = {m: t for m, t in self._cancel_seen.items() if t >= oldest}
+        return frozenset(self._cancel_seen)
 
     def reconnect(self) -> None:
         """Drop every pooled Redis connection; the next commands open fresh ones."""
