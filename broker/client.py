@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticSerializationError
 
 from broker import cancellations, keys
 from broker import jobstore as js
@@ -29,17 +30,28 @@ ProgressCallback = Callable[[int], None]
 
 
 def _validate(request: JobRequest | dict[str, Any], position: int | None = None) -> JobRequest:
+    where = f"job {position}: " if position is not None else ""
     if isinstance(request, JobRequest):
+        # A model built without validation (model_construct, model_copy) may still hold
+        # what cannot be stored or sent; check it now, before any job of the call is queued.
+        try:
+            JobRequest.model_validate({**request.model_dump(exclude_none=True),
+                                       "api_key": request.api_key.get_secret_value()})
+            request.model_dump_json()
+        except PydanticValidationError as exc:
+            raise ValidationError(f"{where}{_problems(exc)}") from None
+        except (PydanticSerializationError, UnicodeEncodeError) as exc:
+            raise ValidationError(f"{where}cannot be serialised: {exc}") from None
         return request
     try:
         return JobRequest.model_validate(request)
     except PydanticValidationError as exc:
-        where = f"job {position}: " if position is not None else ""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'job'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ValidationError(f"{where}{problems}") from None
+        raise ValidationError(f"{where}{_problems(exc)}") from None
+
+
+def _problems(exc: PydanticValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'job'}: {err['msg']}"
+                     for err in exc.errors())
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -182,3 +182,9 @@ class TimeLimitExceeded(BrokerError):
 
 class InternalError(BrokerError):
     code = "internal_error"
+
+
+class InvalidJob(BrokerError):
+    """A job a stage could not process; it ends alone, the rest of its batch goes on."""
+
+    code = "invalid_job"

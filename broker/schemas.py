@@ -45,6 +45,33 @@ class ChatMessage(BaseModel):
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
 
+    @model_validator(mode="after")
+    def _text_parts(self) -> ChatMessage:
+        # Counting and every adapter read a part's `text` as a string; anything else
+        # would fail later in a worker, alone or taking its neighbours with it.
+        for index, part in enumerate(self.content if isinstance(self.content, list) else []):
+            if "text" in part and not isinstance(part["text"], str):
+                raise ValueError(f"content part {index}: `text` must be a string")
+        return self
+
+
+def _unencodable(value: Any, where: str) -> str | None:
+    """The path of the first string that UTF-8 cannot carry (a lone surrogate), if any."""
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return path
+        elif isinstance(item, dict):
+            stack.extend((v, f"{path}.{k}") for k, v in item.items())
+            stack.extend((k, f"{path} key") for k in item if isinstance(k, str))
+        elif isinstance(item, list | tuple):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
+    return None
+
 
 class JobBody(BaseModel):
     """The OpenAI-format body of a job: chat `messages` or embeddings `input`, plus params."""
@@ -95,6 +122,17 @@ class JobRequest(JobBody):
     metadata: dict[str, str] = Field(default_factory=dict)
     idempotency_key: str | None = Field(None, max_length=256)
     deadline: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _utf8_only(cls, data: Any) -> Any:
+        # Checked once, here: a lone surrogate passes every other check, then cannot be
+        # stored or sent, and the job would never end.
+        if isinstance(data, dict):
+            where = _unencodable(data, "job")
+            if where is not None:
+                raise ValueError(f"{where}: text is not valid Unicode (a lone surrogate)")
+        return data
 
     def body(self) -> JobBody:
         """The OpenAI body alone (no key, no routing facts)."""

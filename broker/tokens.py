@@ -79,8 +79,10 @@ def _content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # content parts: count the text parts
+        # Schemas refuse non-string `text`; a part built around them is skipped, not fatal.
         return "".join(
-            part.get("text", "") for part in content if isinstance(part, Mapping)
+            text for part in content if isinstance(part, Mapping)
+            and isinstance(text := part.get("text", ""), str)
         )
     return "" if content is None else str(content)
 
@@ -104,3 +106,28 @@ def count_inputs(inputs: str | list[str], encoding: str = DEFAULT_ENCODING) -> i
     items = [inputs] if isinstance(inputs, str) else inputs
     enc = get_encoding(encoding)
     return sum(len(enc.encode_ordinary(item)) for item in items)
+
+
+# Upper bound on the UTF-8 bytes of one token for the size check made before counting:
+# tiktoken's tokens average about 4 bytes of prose; the slack keeps code and unusual
+# scripts that still fit the token limit from being refused by size alone.
+BYTES_PER_TOKEN = 8
+SIZE_SLACK_BYTES = 16_384
+
+
+def byte_bound(max_input_tokens: int) -> int:
+    """The most UTF-8 bytes of text a job within `max_input_tokens` is allowed to carry."""
+    return max_input_tokens * BYTES_PER_TOKEN + SIZE_SLACK_BYTES
+
+
+def text_bytes(messages: Iterable[Mapping[str, Any]] | None,
+               inputs: str | list[str] | None) -> int:
+    """UTF-8 bytes of the text a job's tokens are counted from (cheap next to counting)."""
+    if messages is None:
+        items = [inputs] if isinstance(inputs, str) else list(inputs or [])
+        return sum(len(item.encode("utf-8", "replace")) for item in items)
+    total = 0
+    for message in messages:
+        total += len(_content_text(message.get("content")).encode("utf-8", "replace"))
+        total += len(str(message.get("name") or "").encode("utf-8", "replace"))
+    return total

@@ -6,16 +6,20 @@ for the batch: one read of the job hashes and issued keys, one pipelined write.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from redis.exceptions import RedisError
+
 from broker import jobstore as js
 from broker import keys
-from broker.errors import JobCancelled, JobExpired, PolicyRejection
+from broker.errors import InvalidJob, JobCancelled, JobExpired, PolicyRejection
 from broker.jobstore import JobRecord, RouteState
 from broker.schemas import JobResult, JobStatus, PolicyInfo
 from broker.tenant_keys import decode_grant
+from broker.tokens import text_bytes
 from policies.guards import PolicyContext
 from workers.audit import AuditEntry, append_audit, trim_by_age
 from workers.budgets import Reservation, applicable, estimate
@@ -28,6 +32,8 @@ from workers.store import load_records
 DispatchKey = tuple[str, str]  # (deployment, lane)
 AUDIT_TRIM_EVERY_S = 60.0
 _last_trim = [0.0]
+# Above this much text, the guards (token counting above all) run in a thread.
+THREAD_COUNT_BYTES = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -85,6 +91,13 @@ async def _reserve_budget(rt: Runtime,
     return reservation
 
 
+def _text_size(record: JobRecord) -> int:
+    body = record.body
+    messages = ([m.model_dump(include={"content", "name"}) for m in body.messages]
+                if body.messages is not None else None)
+    return text_bytes(messages, body.input)
+
+
 def _admitted_fields(record: JobRecord, ctx: PolicyContext,
                      policy_ms: float) -> dict[str, str | int]:
     fields: dict[str, str | int] = {
@@ -102,8 +115,13 @@ def _admitted_fields(record: JobRecord, ctx: PolicyContext,
 async def _admit_one(rt: Runtime, record: JobRecord, grants: dict[str, str]
                      ) -> tuple[PolicyContext, PolicyRejection | None, float]:
     started = time.perf_counter()
-    verdict, ctx = rt.policy.evaluate(record.id, record.body, record.key_sha256, record.lane,
-                                      grants)
+    args = (record.id, record.body, record.key_sha256, record.lane, grants)
+    if _text_size(record) > THREAD_COUNT_BYTES:
+        # Counting a large prompt holds the worker loop for a while: off it, so the other
+        # jobs of this worker go on meanwhile (tiktoken releases the GIL while it encodes).
+        verdict, ctx = await asyncio.to_thread(rt.policy.evaluate, *args)
+    else:
+        verdict, ctx = rt.policy.evaluate(*args)
     rejection = verdict.rejection
     if verdict.allowed:
         held = await _reserve_budget(rt, ctx)
@@ -116,6 +134,20 @@ async def _admit_one(rt: Runtime, record: JobRecord, grants: dict[str, str]
                                     redacted=ctx.body_changed,
                                     version=rt.catalog_version).model_dump_json()
     return ctx, rejection, (time.perf_counter() - started) * 1000
+
+
+async def _admit_alone(rt: Runtime, record: JobRecord, grants: dict[str, str]
+                       ) -> tuple[PolicyContext, PolicyRejection | None, float] | JobResult:
+    """_admit_one, or the job failed alone when it makes the guards raise."""
+    try:
+        return await _admit_one(rt, record, grants)
+    except RedisError:
+        raise  # an outage: the whole step runs again (tasks.through_outages)
+    except Exception as exc:
+        # One job the stage cannot process must not strand the rest of its message.
+        error = InvalidJob(f"the policy stage could not process the job: "
+                           f"{type(exc).__name__}: {exc}"[:300])
+        return ended_early(record, JobStatus.FAILED, error)
 
 
 async def admit_batch(rt: Runtime, job_ids: list[str]) -> DispatchPlan:
@@ -145,7 +177,11 @@ async def admit_batch(rt: Runtime, job_ids: list[str]) -> DispatchPlan:
             if early is not None:
                 finished.append((early, 0, record))
                 continue
-            ctx, rejection, policy_ms = await _admit_one(rt, record, grants)
+            admitted = await _admit_alone(rt, record, grants)
+            if isinstance(admitted, JobResult):
+                finished.append((admitted, 0, record))
+                continue
+            ctx, rejection, policy_ms = admitted
             audit.append(AuditEntry.of(record, ctx, rejection, rt.catalog_version))
             if rejection is not None:
                 finished.append((ended_early(record, JobStatus.REJECTED, rejection, policy_ms),

@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
+from redis.exceptions import RedisError
+
 from broker import jobstore as js
 from broker.catalog import Deployment
-from broker.errors import UpstreamUnavailable
+from broker.errors import InvalidJob, UpstreamUnavailable
 from broker.jobstore import JobRecord
 from broker.schemas import ErrorInfo, JobResult, JobStatus
 from policies.routing import States
@@ -84,7 +86,15 @@ async def route_batch(rt: Runtime, job_ids: list[str]) -> dict[DispatchKey, list
         for record in records:
             if record is None or record.state.terminal:
                 continue
-            choice = choose_route(rt, record, states)
+            try:
+                choice = choose_route(rt, record, states)
+            except RedisError:
+                raise
+            except Exception as exc:  # one bad job must not strand the rest
+                error = InvalidJob(f"the routing stage could not process the job: "
+                                   f"{type(exc).__name__}: {exc}"[:300])
+                finished.append((ended_early(record, JobStatus.FAILED, error), 0, record))
+                continue
             if choice is None:
                 finished.append((_exhausted(record), 0, record))
                 continue

@@ -59,11 +59,13 @@ class StageTask(Task):  # type: ignore[type-arg]
                    einfo: Any) -> None:
         """Fail every job of the batch, so none waits forever in `pending`."""
         job_ids = args[-1] if args else []
-        if isinstance(exc, TypeError) or not isinstance(job_ids, list):
-            return  # a malformed message names no jobs we could fail
+        # Only a message whose ids are ill-formed names no jobs to fail; any other error
+        # (a TypeError from one bad job included) must end the jobs, not strand them.
+        if not isinstance(job_ids, list) or not all(isinstance(i, str) for i in job_ids):
+            return
         try:
             rt = get_runtime()
-            rt.call(fail_jobs(rt, [str(i) for i in job_ids], exc), timeout=30)
+            rt.call(fail_jobs(rt, list(job_ids), exc), timeout=30)
         except Exception:
             log.exception("could not record the failure of %d jobs", len(job_ids))
 

@@ -61,3 +61,23 @@ def test_embedding_inputs_sum_over_items() -> None:
 def test_unknown_encoding_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown encoding"):
         count_text("x", "r99k_base")
+
+
+def test_text_bytes_counts_utf8_of_countable_text_only() -> None:
+    from broker.tokens import byte_bound, text_bytes
+
+    messages = [{"role": "user", "content": "héllo"},
+                {"role": "user", "content": [{"type": "text", "text": "ab"},
+                                             {"type": "image_url", "image_url": {}}],
+                 "name": "n"}]
+    assert text_bytes(messages, None) == 6 + 2 + 1
+    assert text_bytes(None, ["ab", "c"]) == 3
+    assert text_bytes(None, "abcd") == 4
+    assert byte_bound(500) > 500 * 4
+
+
+def test_a_part_whose_text_is_not_a_string_is_skipped_not_fatal() -> None:
+    from broker.tokens import count_chat
+
+    odd = count_chat([{"role": "user", "content": [{"type": "text", "text": 5}]}])
+    assert odd == count_chat([{"role": "user", "content": ""}])
