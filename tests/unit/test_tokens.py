@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,7 +67,7 @@ def test_unknown_encoding_is_refused() -> None:
 def test_text_bytes_counts_utf8_of_countable_text_only() -> None:
     from broker.tokens import byte_bound, text_bytes
 
-    messages = [{"role": "user", "content": "héllo"},
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "héllo"},
                 {"role": "user", "content": [{"type": "text", "text": "ab"},
                                              {"type": "image_url", "image_url": {}}],
                  "name": "n"}]
