@@ -12,7 +12,7 @@ from broker.client import JobHandle
 from broker.cluster import LocalCluster
 from broker.errors import ValidationError
 from broker.schemas import JobRequest, JobStatus
-from tests.support import chat_job, client_for
+from tests.support import KEYS, chat_job, client_for
 
 
 def _parts_job(text: Any) -> dict[str, Any]:
@@ -90,3 +90,20 @@ def test_a_huge_prompt_is_refused_by_size_and_does_not_hold_up_others(
     assert refused.error is not None and refused.error.code == "input_too_large"
     assert "bytes" in refused.error.message  # refused by size, before any counting
     assert all(r.status is JobStatus.SUCCEEDED for r in results)
+
+
+def test_a_batch_with_one_line_the_schemas_refuse_still_completes(
+        cluster: LocalCluster) -> None:
+    lines = [{"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
+              "body": {"model": "chat-small", "max_tokens": 12,
+                       "messages": [{"role": "user", "content": f"line {i}"}]}}
+             for i in range(40)]
+    lines[17]["body"]["messages"][0]["content"] = [{"type": "text", "text": 5}]
+    with client_for(cluster) as client:
+        created = client.batches.create(lines, api_key=KEYS["alpha"], skip_invalid=True)
+        batch = client.batches.wait(created.id, timeout=120)
+        results = list(client.batches.results(batch.id))
+    assert batch.status == "completed"
+    assert sorted(r.data["custom_id"] for r in results if r.ok) == sorted(
+        f"r{i}" for i in range(40) if i != 17)
+    assert [r.data["line"] for r in results if not r.ok] == [18]
