@@ -94,10 +94,11 @@ def test_a_huge_prompt_is_refused_by_size_and_does_not_hold_up_others(
 
 def test_a_batch_with_one_line_the_schemas_refuse_still_completes(
         cluster: LocalCluster) -> None:
-    lines = [{"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
-              "body": {"model": "chat-small", "max_tokens": 12,
-                       "messages": [{"role": "user", "content": f"line {i}"}]}}
-             for i in range(40)]
+    lines: list[dict[str, Any]] = [
+        {"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": "chat-small", "max_tokens": 12,
+                  "messages": [{"role": "user", "content": f"line {i}"}]}}
+        for i in range(40)]
     lines[17]["body"]["messages"][0]["content"] = [{"type": "text", "text": 5}]
     with client_for(cluster) as client:
         created = client.batches.create(lines, api_key=KEYS["alpha"], skip_invalid=True)
