@@ -25,58 +25,69 @@ def tenant_of_key(client: Client, api_key: str) -> str | None:
 
 
 class TenantView:
-    """A client scoped to the tenant of one API key."""
+    """A client scoped to the tenant of one API key; it offers no way out of that tenant."""
+
+    # Slots keep the unrestricted client off every public attribute and out of __dict__.
+    __slots__ = ("_client", "_tenant")
 
     def __init__(self, client: Client, api_key: str) -> None:
         tenant = tenant_of_key(client, api_key)
         if tenant is None:
             raise AuthenticationFailed("the API key matches no tenant")
-        self.client = client
-        self.tenant = tenant
+        self._client = client
+        self._tenant = tenant
+
+    @property
+    def tenant(self) -> str:
+        """The tenant this view is scoped to."""
+        return self._tenant
+
+    def __repr__(self) -> str:
+        return f"TenantView(tenant={self._tenant!r})"
 
     def _owner(self, job_id: str) -> str | None:
-        result = self.client.peek(job_id)
+        result = self._client.peek(job_id)
         if result is not None:
             return result.tenant
-        tenant, submitted_with = self.client.redis.hmget(js.job_key(job_id),
+        tenant, submitted_with = self._client.redis.hmget(js.job_key(job_id),
                                                          [js.F_TENANT, js.F_KEY])
         if tenant:
             return str(tenant)
         if submitted_with:  # not admitted yet: whose key submitted it
-            found = self.client.catalog.find_tenant(str(submitted_with))
+            found = self._client.catalog.find_tenant(str(submitted_with))
             if found is not None:
                 return found[0]
-            grant = decode_grant(self.client.redis.hget(keys.tenant_keys(), submitted_with))
+            grant = decode_grant(self._client.redis.hget(keys.tenant_keys(), submitted_with))
             return grant.tenant if grant else None
         return None
 
     def _check(self, job_id: str) -> None:
         # Someone else's job and a job that does not exist answer the same way.
-        if self._owner(job_id) != self.tenant:
+        if self._owner(job_id) != self._tenant:
             raise JobNotFound(f"no job {job_id}")
 
     def result(self, job_id: str) -> JobResult | None:
         """The job's result if it has ended (None while it runs)."""
         self._check(job_id)
-        return self.client.peek(job_id)
+        return self._client.peek(job_id)
 
     def status(self, job_id: str) -> JobStatus:
         """Where the job is now."""
         self._check(job_id)
-        return self.client.status(job_id)
+        return self._client.status(job_id)
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobResult:
         """Block until the job ends."""
         self._check(job_id)
-        return self.client.wait(job_id, timeout)
+        return self._client.wait(job_id, timeout)
 
     def cancel(self, job_id: str) -> bool:
         """Cancel one of the tenant's own jobs."""
         self._check(job_id)
-        return self.client.cancel(job_id)
+        return self._client.cancel(job_id)
 
     def usage(self, *, since: date | None = None, until: date | None = None,
               by: tuple[Dimension, ...] = ("model",)) -> list[UsageRow]:
         """The tenant's own usage, never anyone else's."""
-        return read_usage(self.client.redis, since=since, until=until, by=by,
-                          tenant=self.tenant)
+        return read_usage(self._client.redis, since=since, until=until, by=by,
+                          tenant=self._tenant)

@@ -192,7 +192,7 @@ def _custom_id(data: dict[str, Any]) -> str | tuple[str, str]:
 
 
 class BatchFile:
-    """One pass over a JSONL file, yielding a BatchLine or a BadLine per non-blank line."""
+    """One pass over a JSONL file, yielding a BatchLine or a BadLine per line."""
 
     def __init__(self, path: str | os.PathLike[str], models: Collection[str]) -> None:
         self.path = Path(path)
@@ -222,13 +222,14 @@ class BatchFile:
                 for number, raw in enumerate(handle, 1):
                     start, offset = offset, offset + len(raw)
                     self.lines, self.bytes_read = number, offset
-                    if raw.strip():
-                        checked = self._check(number, raw, start)
-                        if isinstance(checked, BadLine):
-                            self.invalid += 1
-                        else:
-                            self.valid += 1
-                        yield checked
+                    # A blank line is reported like any other: every line is checked.
+                    checked = (self._check(number, raw, start) if raw.strip()
+                               else BadLine(number, "blank_line", "the line is blank"))
+                    if isinstance(checked, BadLine):
+                        self.invalid += 1
+                    else:
+                        self.valid += 1
+                    yield checked
         finally:
             if self._recall_handle is not None:
                 self._recall_handle.close()
@@ -246,9 +247,10 @@ class BatchFile:
             return BadLine(number, *custom_id)
         earlier = self.custom_ids.add(custom_id, offset)
         if earlier is not None:
+            # The custom_id belongs to its first line: the repeat names it only in the
+            # message, so each custom_id is in exactly one of the output and errors files.
             return BadLine(number, "duplicate_custom_id",
-                           f"custom_id {custom_id!r} was already used on an earlier line",
-                           custom_id)
+                           f"custom_id {custom_id!r} was already used on an earlier line")
         checked = check_request(data, self.models)
         if isinstance(checked, tuple):
             return BadLine(number, *checked, custom_id=custom_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from time import perf_counter
 from typing import Literal
 
@@ -152,13 +153,19 @@ class HttpSender:
         self._loop = loop
         return self._session
 
+    @staticmethod
+    def _total_timeout(timeout_s: float) -> aiohttp.ClientTimeout:
+        # aiohttp rounds a timeout of ceil_threshold (5 s) or more up to the loop's next whole
+        # second, so a 5 s timeout fired after 5.0-6.0 s; never rounding honours timeout_s.
+        return aiohttp.ClientTimeout(total=timeout_s, ceil_threshold=math.inf)
+
     async def _send_direct(self, request: HttpRequest, timeout_s: float) -> HttpReply:
         session = self._session_for_loop()
         started = perf_counter()
         try:
             async with session.request(
                 request.method, request.url, data=request.body, headers=request.headers,
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                timeout=self._total_timeout(timeout_s),
             ) as response:
                 content = await response.read()
                 headers = {k.lower(): v for k, v in response.headers.items()}

@@ -126,7 +126,7 @@ def test_bad_lines_refuse_the_batch_unless_skipped(cluster: LocalCluster, tmp_pa
                         request("a", "chat-small", "SKIP-SENTINEL dup"),
                         request("b", "chat-nope", "x"), {**request("c", "chat-small", "x"),
                                                          "url": "/v1/files"},
-                        request("d", "chat-small", "SKIP-SENTINEL d")]
+                        "   ", request("d", "chat-small", "SKIP-SENTINEL d")]
     source = write_jsonl(tmp_path / "bad.jsonl", lines)
     refused = aibroker(cluster, "batch", "submit", str(source), "--format", "json", check=False)
     batch = json.loads(refused.stdout)
@@ -134,9 +134,9 @@ def test_bad_lines_refuse_the_batch_unless_skipped(cluster: LocalCluster, tmp_pa
     assert batch["status"] == "failed" and batch["request_counts"]["total"] == 0
     assert [(e["line"], e["code"]) for e in batch["errors"]["data"]] == [
         (2, "invalid_json"), (3, "duplicate_custom_id"), (4, "unknown_model"),
-        (5, "invalid_url")]
+        (5, "invalid_url"), (6, "blank_line")]
     table = aibroker(cluster, "batch", "submit", str(source), check=False).stdout
-    assert "duplicate_custom_id" in table and "Refused lines (4)" in table
+    assert "duplicate_custom_id" in table and "Refused lines (5)" in table
 
     skipped = json.loads(aibroker(cluster, "batch", "submit", str(source), "--skip-invalid",
                                   "--wait", "--format", "json").stdout)
@@ -147,7 +147,11 @@ def test_bad_lines_refuse_the_batch_unless_skipped(cluster: LocalCluster, tmp_pa
     assert sorted(line.data["custom_id"] for line in results if line.ok) == ["a", "d"]
     assert sorted((line.data["line"], line.data["error"]["code"]) for line in results
                   if not line.ok) == [(2, "invalid_json"), (3, "duplicate_custom_id"),
-                                      (4, "unknown_model"), (5, "invalid_url")]
+                                      (4, "unknown_model"), (5, "invalid_url"),
+                                      (6, "blank_line")]
+    # Each custom_id is in exactly one of the output and the errors file.
+    named = Counter(line.data["custom_id"] for line in results if line.data["custom_id"])
+    assert named == {"a": 1, "b": 1, "c": 1, "d": 1}
     texts = upstream_texts(cluster)
     # The refused batch ran nothing: each valid prompt reached upstream once, from the second.
     assert texts["SKIP-SENTINEL a"] == texts["SKIP-SENTINEL d"] == 1

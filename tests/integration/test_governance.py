@@ -18,6 +18,7 @@ import yaml
 
 from broker import keys
 from broker.catalog import hash_key
+from broker.client import Client
 from broker.cluster import LocalCluster
 from broker.errors import AuthenticationFailed, JobNotFound
 from broker.localstack import EmbeddedRedis
@@ -244,7 +245,23 @@ def test_a_tenant_reads_only_its_own_jobs_and_usage(gov: LocalCluster) -> None:
             kinds.cancel(theirs.id)
         with pytest.raises(JobNotFound):
             budgeted.status(mine.id)
+        with pytest.raises(JobNotFound):
+            kinds.wait(theirs.id, timeout=1)
         assert {row.group["model"] for row in kinds.usage()} == {"chat"}
         assert all(row.requests > 0 for row in kinds.usage())
         with pytest.raises(AuthenticationFailed):
             client.for_tenant("sk-not-a-tenant")
+        _assert_no_way_out(kinds, client)
+
+
+def _assert_no_way_out(view: Any, client: Client) -> None:
+    """No public attribute of a tenant view is, or is bound to, the unrestricted client."""
+    assert not hasattr(view, "client")
+    assert not hasattr(view, "__dict__")  # nothing can be attached or found by vars()
+    public = [name for name in dir(view) if not name.startswith("_")]
+    assert {"result", "status", "wait", "cancel", "usage", "tenant"} <= set(public)
+    for name in public:
+        value = getattr(view, name)
+        assert value is not client
+        assert not isinstance(value, Client)
+        assert getattr(value, "__self__", view) is view

@@ -141,8 +141,25 @@ def test_image_parts_become_image_blocks() -> None:
 def test_minimal_request_has_no_optional_fields() -> None:
     sent = json.loads(ADAPTER.build_request(DEPLOYMENT, chat("hello"), None).body)
     assert sent == {"model": "claude-sonnet-4-5", "max_tokens": DEFAULT_MAX_TOKENS,
-                    "messages": [{"role": "user", "content": [{"type": "text",
-                                                               "text": "hello"}]}]}
+                    "messages": [{"role": "user", "content": "hello"}]}
+
+
+def test_text_only_turns_are_plain_strings_and_mixed_turns_stay_blocks() -> None:
+    parts = [{"type": "text", "text": "one, "}, {"type": "text", "text": "two"}]
+    body = JobBody(model="claude", messages=[ChatMessage(role="user", content=parts),
+                                             ChatMessage(role="assistant", content="three")])
+    sent = json.loads(ADAPTER.build_request(DEPLOYMENT, body, None).body)
+    assert sent["messages"] == [{"role": "user", "content": "one, two"},
+                                {"role": "assistant", "content": "three"}]
+    mixed = json.loads(ADAPTER.build_request(DEPLOYMENT, weather_conversation(), None).body)
+    assert [type(turn["content"]) for turn in mixed["messages"]] == [str, list, list]
+
+
+def test_simulator_accepts_string_and_block_content() -> None:
+    for content in ("hello there", [{"type": "text", "text": "hello there"}]):
+        raw = json.dumps({"model": "m", "max_tokens": 5,
+                          "messages": [{"role": "user", "content": content}]}).encode()
+        assert "hello there" in anthropic_format.parse_messages(raw).text
 
 
 def test_embeddings_are_refused_before_sending() -> None:

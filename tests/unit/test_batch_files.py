@@ -63,18 +63,21 @@ def test_each_kind_of_bad_line_is_named_with_its_line_number(tmp_path: Path) -> 
     reader, items = _read(tmp_path, lines)
     bad = {item.line: item for item in items if isinstance(item, BadLine)}
     assert {line: item.code for line, item in bad.items()} == {
-        2: "invalid_json", 3: "duplicate_custom_id", 5: "invalid_method", 6: "invalid_url",
-        7: "invalid_body", 8: "invalid_body", 9: "unknown_model", 10: "invalid_body",
-        11: "invalid_custom_id", 12: "invalid_json", 13: "invalid_line", 14: "invalid_body"}
+        2: "invalid_json", 3: "duplicate_custom_id", 4: "blank_line", 5: "invalid_method",
+        6: "invalid_url", 7: "invalid_body", 8: "invalid_body", 9: "unknown_model",
+        10: "invalid_body", 11: "invalid_custom_id", 12: "invalid_json", 13: "invalid_line",
+        14: "invalid_body"}
     assert "temperature" in bad[8].message
     assert "gpt-9" in bad[9].message
     assert "`input`" in bad[10].message
-    assert bad[3].custom_id == "ok-1"
+    assert bad[3].custom_id is None  # ok-1 is line 1's; the repeat names it in its message
+    assert "'ok-1'" in bad[3].message
+    assert bad[4].message == "the line is blank"
     good = [item for item in items if isinstance(item, BatchLine)]
     assert [(g.line, g.custom_id, g.url) for g in good] == [
         (1, "ok-1", "/v1/chat/completions"), (15, "ok-2", "/v1/embeddings")]
     assert json.loads(good[1].body_json) == {"model": "embed", "input": "a"}
-    assert (reader.lines, reader.valid, reader.invalid) == (15, 2, 12)
+    assert (reader.lines, reader.valid, reader.invalid) == (15, 2, 13)
     error = bad[5].to_error()
     assert (error.line, error.code, error.custom_id) == (5, "invalid_method", "m")
 

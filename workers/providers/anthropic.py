@@ -132,7 +132,16 @@ def convert_messages(messages: list[ChatMessage]) -> tuple[str | None, list[dict
             turns[-1]["content"].extend(blocks)
         else:
             turns.append({"role": role, "content": blocks})
-    return ("\n\n".join(system) if system else None), turns
+    return ("\n\n".join(system) if system else None), [_plain(turn) for turn in turns]
+
+
+def _plain(turn: dict[str, Any]) -> dict[str, Any]:
+    # A text-only turn goes as a plain string: the API takes both, and simpler
+    # Anthropic-compatible servers take only the string.
+    blocks = turn["content"]
+    if blocks and all(block.get("type") == "text" for block in blocks):
+        return {**turn, "content": "".join(block["text"] for block in blocks)}
+    return turn
 
 
 def _tool(tool: Mapping[str, Any]) -> dict[str, Any]:
