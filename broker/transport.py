@@ -19,10 +19,16 @@ from broker import keys
 log = logging.getLogger("aibroker.transport")
 
 
+# What decoding or converting an ill-formed envelope raises: not JSON (ValueError), a
+# body or headers of the wrong type (TypeError, AttributeError, KeyError), or nesting
+# deep enough to exhaust the parser (RecursionError).
+MALFORMED = (ValueError, TypeError, AttributeError, KeyError, RecursionError)
+
+
 class SafeChannel(kombu_redis.Channel):
     """A Redis channel that survives undecodable messages."""
 
-    def _discard(self, where: str, exc: ValueError) -> None:
+    def _discard(self, where: str, exc: Exception) -> None:
         log.error("discarded a message on %s that is not a JSON envelope (%s)", where,
                   type(exc).__name__)
         try:
@@ -34,14 +40,18 @@ class SafeChannel(kombu_redis.Channel):
     def _brpop_read(self, **options: Any) -> Any:
         try:
             return super()._brpop_read(**options)  # type: ignore[misc]
-        except ValueError as exc:
+        except self.connection_errors:  # type: ignore[attr-defined]
+            raise
+        except MALFORMED as exc:
             self._discard("a consumed queue", exc)
             raise Empty() from None
 
     def _get(self, queue: str, timeout: float | None = None) -> Any:
         try:
             return super()._get(queue)
-        except ValueError as exc:
+        except self.connection_errors:  # type: ignore[attr-defined]
+            raise
+        except MALFORMED as exc:
             self._discard(queue, exc)
             raise Empty() from None
 
