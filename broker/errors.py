@@ -27,7 +27,8 @@
     ├── JobExpired                    deadline_exceeded
     ├── JobCancelled                  cancelled
     ├── TimeLimitExceeded             time_limit_exceeded
-    └── InternalError                 internal_error
+    ├── InternalError                 internal_error
+    └── BrokerFull                    broker_full               yes   (Redis near maxmemory)
 
 `code` is a stable string: clients match on it, so it never changes once released.
 """
@@ -182,3 +183,10 @@ class TimeLimitExceeded(BrokerError):
 
 class InternalError(BrokerError):
     code = "internal_error"
+
+
+class BrokerFull(BrokerError):
+    """Redis is at its memory high-water mark: no new job is admitted until it drains."""
+
+    code = "broker_full"
+    retryable = True
