@@ -214,6 +214,10 @@ class BrokerSettings(Strict):
     model_task_time_limit_s: int = Field(900, ge=5, description="Hard limit of one model task.")
     result_ttl_s: int = Field(7 * 86400, ge=60)
     payload_ttl_s: int = Field(7 * 86400, ge=60)
+    memory_high_water: float = Field(
+        0.9, gt=0, le=1,
+        description="Share of Redis maxmemory above which new jobs are refused (broker_full), "
+                    "so that finishing accepted work always has room.")
     usage_retention_days: int = Field(400, ge=1)
     idempotency_ttl_s: int = Field(
         86_400, ge=60, description="How long an idempotency key keeps returning its job/batch.")

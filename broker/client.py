@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis
+from kombu.exceptions import OperationalError
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticSerializationError
 
@@ -20,6 +21,7 @@ from broker.batches import Batches
 from broker.catalog import Catalog, load_catalog
 from broker.celery_app import create_app
 from broker.errors import JobNotFound, ValidationError
+from broker.memory_guard import MemoryGuard
 from broker.queues import LANE_PRIORITY, POLICY_QUEUE, POLICY_TASK
 from broker.schemas import JobRequest, JobResult, JobStatus, Lane
 
@@ -52,6 +54,12 @@ def _validate(request: JobRequest | dict[str, Any], position: int | None = None)
 def _problems(exc: PydanticValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'job'}: {err['msg']}"
                      for err in exc.errors())
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether a write failed because Redis is full (kombu wraps redis-py's error)."""
+    return isinstance(exc, redis.exceptions.OutOfMemoryError) or isinstance(
+        exc.__cause__ or exc.__context__, redis.exceptions.OutOfMemoryError)
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -112,6 +120,7 @@ class Client:
             health_check_interval=30)
         self._app = create_app(self.catalog, with_tasks=False)
         self.batches = Batches(self)
+        self._memory = MemoryGuard(self.redis, self.settings.memory_high_water)
 
     def close(self) -> None:
         """Release connections."""
@@ -147,10 +156,10 @@ class Client:
             chunk = list(zip(ids[start:start + self.settings.batch_size],
                              validated[start:start + self.settings.batch_size], strict=True))
             digests = [self._key_hash(request, key_hashes) for _, request in chunk]
-            taken = self._store(chunk, digests, now)
+            self._memory.check()
+            taken = self._admit(chunk, digests, now)
             for position, (job_id, _request) in enumerate(chunk):
                 ids[start + position] = taken.get(job_id, job_id)
-            self._send_policy([item for item in chunk if item[0] not in taken])
             if progress is not None:
                 progress(len(chunk))
         return [JobHandle(job_id, self) for job_id in ids]
@@ -190,6 +199,27 @@ class Client:
                  if found}
         if taken:
             self.redis.delete(*(js.job_key(job_id) for job_id in taken))
+        return taken
+
+    def _admit(self, chunk: list[tuple[str, JobRequest]], digests: list[str],
+               now: float) -> dict[str, str]:
+        """Store and send one chunk; on a full Redis remove what was written, raise BrokerFull."""
+        try:
+            taken = self._store(chunk, digests, now)
+            self._send_policy([item for item in chunk if item[0] not in taken])
+        except (redis.exceptions.OutOfMemoryError, OperationalError) as exc:
+            if not _out_of_memory(exc):
+                raise
+            # DEL is allowed under noeviction: nothing of a refused chunk stays behind.
+            self.redis.delete(*(js.job_key(job_id) for job_id, _ in chunk))
+            claims = [keys.idempotency("job", digest, request.idempotency_key)
+                      for (_, request), digest in zip(chunk, digests, strict=True)
+                      if request.idempotency_key is not None]
+            for claim, owner in zip(claims, self.redis.mget(claims) if claims else [],
+                                    strict=True):
+                if owner in {job_id for job_id, _ in chunk}:
+                    self.redis.delete(claim)
+            raise self._memory.refused() from exc
         return taken
 
     def _send_policy(self, chunk: list[tuple[str, JobRequest]]) -> None:

@@ -27,7 +27,8 @@
     ├── JobExpired                    deadline_exceeded
     ├── JobCancelled                  cancelled
     ├── TimeLimitExceeded             time_limit_exceeded
-    └── InternalError                 internal_error
+    ├── InternalError                 internal_error
+    └── BrokerFull                    broker_full               yes   (Redis near maxmemory)
 
 `code` is a stable string: clients match on it, so it never changes once released.
 """
@@ -188,3 +189,10 @@ class InvalidJob(BrokerError):
     """A job a stage could not process; it ends alone, the rest of its batch goes on."""
 
     code = "invalid_job"
+
+
+class BrokerFull(BrokerError):
+    """Redis is at its memory high-water mark: no new job is admitted until it drains."""
+
+    code = "broker_full"
+    retryable = True

@@ -9,10 +9,13 @@ it did (never its content), counts it, and goes on.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
 from kombu.transport.virtual import Empty
+from redis.exceptions import OutOfMemoryError
 
 from broker import keys
 
@@ -56,7 +59,42 @@ class SafeChannel(kombu_redis.Channel):
             raise Empty() from None
 
 
-class SafeRedisTransport(kombu_redis.Transport):
-    """kombu's Redis transport with SafeChannel."""
+class FullRedisPatientQoS(kombu_redis.QoS):
+    """Ack emulation that waits out a full Redis instead of killing the consumer.
 
-    Channel = SafeChannel
+    Recording a delivery as unacked (ZADD + HSET in MULTI) is refused by a Redis at
+    maxmemory with noeviction; kombu lets that OutOfMemoryError end the worker. Retrying
+    keeps the message safe: it is not acknowledged until the write succeeds.
+    """
+
+    def append(self, message: Any, delivery_tag: Any) -> None:
+        """Record the delivery, retrying while Redis is full."""
+        _while_full(lambda: super(FullRedisPatientQoS, self).append(message, delivery_tag))
+
+    def ack(self, delivery_tag: Any) -> None:
+        """Acknowledge, retrying while Redis is full."""
+        _while_full(lambda: super(FullRedisPatientQoS, self).ack(delivery_tag))
+
+
+def _while_full(step: Callable[[], None]) -> None:
+    delay = 0.25
+    while True:
+        try:
+            step()
+            return
+        except OutOfMemoryError as exc:
+            log.warning("Redis is full (%s); retrying in %.2f s", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+class FullRedisPatientChannel(SafeChannel):
+    """SafeChannel with FullRedisPatientQoS."""
+
+    QoS = FullRedisPatientQoS
+
+
+class SafeRedisTransport(kombu_redis.Transport):
+    """kombu's Redis transport with SafeChannel and FullRedisPatientQoS."""
+
+    Channel = FullRedisPatientChannel

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -40,6 +43,7 @@ from workers.retry import AttemptResult, attempt_once, backoff_delay
 from workers.runtime import Runtime
 
 log = logging.getLogger("aibroker.model")
+F_RUNNER = "runner"
 
 
 @dataclass(slots=True)
@@ -51,13 +55,27 @@ class BatchOutcome:
     requeue: list[str] = field(default_factory=list)
 
 
+# Who runs a job now: a process started anew (a worker really lost) has another identity.
+RUNNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+# Count a run only when another process takes the job: a step run again by the same live
+# worker after a Redis outage, or its old delivery coming back to it, is no worker loss.
+CLAIM_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[1], ARGV[2]) == ARGV[1] then
+  return tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '1')
+end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[1])
+return redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+"""
+
+
 async def _claim(rt: Runtime, job_ids: list[str]) -> list[tuple[JobRecord | None, int]]:
-    """Load a batch and count one more run of each job, in one round trip."""
+    """Load a batch and count one more run of each job taken by a new worker, in one trip."""
     async with rt.redis.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
             key = js.job_key(job_id)
             pipe.hgetall(key)
-            pipe.hincrby(key, js.F_RUNS, 1)
+            pipe.eval(CLAIM_SCRIPT, 1, key, RUNNER, F_RUNNER, js.F_RUNS)
         rows = await pipe.execute()
     return [(js.decode_hash(job_id, rows[2 * i]), int(rows[2 * i + 1]))
             for i, job_id in enumerate(job_ids)]

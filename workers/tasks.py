@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from celery import Task
 from kombu.exceptions import OperationalError
-from redis.exceptions import BusyLoadingError
+from redis.exceptions import BusyLoadingError, OutOfMemoryError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -22,8 +22,10 @@ from workers.runtime import get_runtime
 DispatchKey = tuple[str, str]
 log = logging.getLogger("aibroker.tasks")
 # Redis restarting or briefly unreachable (kombu wraps it as OperationalError when a
-# message cannot be sent). Anything else is a bug: its jobs are failed, not lost.
-INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OperationalError)
+# message cannot be sent), or full (noeviction refuses writes until memory returns: waiting
+# keeps the message unacknowledged). Anything else is a bug: its jobs are failed, not lost.
+INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OutOfMemoryError,
+                OperationalError)
 T = TypeVar("T")
 
 
