@@ -28,6 +28,7 @@
     ├── JobCancelled                  cancelled
     ├── TimeLimitExceeded             time_limit_exceeded
     ├── InternalError                 internal_error
+    ├── InvalidJob                    invalid_job               no    (one job a stage cannot process)
     └── BrokerFull                    broker_full               yes   (Redis near maxmemory)
 
 `code` is a stable string: clients match on it, so it never changes once released.
