@@ -6,4 +6,4 @@ bash scripts/setup.sh --with-compose --with-bench
 echo "==> ruff";  .venv/bin/ruff check .
 echo "==> mypy";  .venv/bin/mypy
 echo "==> pytest"
-exec .venv/bin/pytest -q -p no:cacheprovider "$@"
+exec .venv/bin/pytest -q -p no:cacheprovider --durations=15 "$@"

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from broker.catalog import hash_key
 from broker.client import Client
 from broker.cluster import LocalCluster
 from broker.localstack import EmbeddedRedis
 
+T = TypeVar("T")
+
 KEYS = {"alpha": "sk-test-alpha-0123456789", "beta": "sk-test-beta-0123456789"}
+
+
+def wait_until(predicate: Callable[[], T], timeout: float, what: str,
+               interval: float = 0.05) -> T:
+    """Poll until the predicate returns something truthy, and return it; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting until {what}"
+                                 f" (last: {value!r})")
+        time.sleep(interval)
 
 
 def deployment(name: str, upstream: str, model: str, concurrency: int = 16,

@@ -19,7 +19,7 @@ from broker.cluster import LocalCluster
 from broker.localstack import EmbeddedRedis
 from broker.schemas import JobStatus
 from broker.workerplan import gateway_worker, model_worker
-from tests.support import KEYS, chat_job, client_for, deployment
+from tests.support import KEYS, chat_job, client_for, deployment, wait_until
 
 WINDOW_S = 6  # limits scale to the window: rpm 600 -> 60 requests per 6 s
 ARRIVAL_SKEW_S = 1.0
@@ -154,12 +154,11 @@ def test_killed_worker_frees_its_slots_after_the_lease_timeout(
     leases = keys.capacity_leases("dep:cap8")
     with client_for(cluster) as client:
         handles = client.submit_many([chat_job("capped", "alpha", f"k{i}") for i in range(40)])
-        deadline = time.monotonic() + 20
         # Kill once all five messages are held by the workers: a message pushed at the
         # instant a consumer dies can be handed to its dead connection and lost.
-        while (raw.zcard(leases) < 4 or _held_by_workers(raw, "model.cap8") < 5) and (
-                time.monotonic() < deadline):
-            time.sleep(0.02)
+        wait_until(lambda: raw.zcard(leases) >= 4 and _held_by_workers(raw, "model.cap8") >= 5,
+                   60, "four calls are in flight and the workers hold all five messages",
+                   interval=0.02)
         cluster.procs.kill("model.cap8")
         cluster.procs.kill("model.cap8.2")
         killed_at = time.monotonic()

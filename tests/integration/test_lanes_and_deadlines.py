@@ -10,14 +10,17 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from broker.backend import read_results
+from broker.client import Client
 from broker.cluster import LocalCluster
 from broker.schemas import JobStatus
+from broker.status import read_status
 from broker.workerplan import model_worker
-from tests.support import chat_job, client_for, running_cluster
+from tests.support import chat_job, client_for, running_cluster, wait_until
 
 BACKLOG = 10_000
 BATCH_SIZE = 64
@@ -32,12 +35,18 @@ def slow_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClus
         yield cluster
 
 
+def _model_queue_depth(cluster: LocalCluster, client: Client) -> int:
+    _, deployments = read_status(client.redis, cluster.catalog)
+    return next(d.queue.depth for d in deployments if d.name == "large-a")
+
+
 def test_interactive_job_starts_before_a_queued_batch_backlog(slow_cluster: LocalCluster) -> None:
     with client_for(slow_cluster) as client:
         backlog = client.submit_many(
             [chat_job("chat-large", "alpha", f"batch {i}") for i in range(BACKLOG)],
             priority="batch")
-        time.sleep(1.0)  # let the backlog reach the model queue
+        wait_until(lambda: _model_queue_depth(slow_cluster, client) > 0, 60,
+                   "the backlog reaches the model queue")
         urgent = client.submit(chat_job("chat-large", "alpha", "urgent", priority="interactive"))
         result = urgent.result(timeout=60)
         done = read_results(client.redis, [h.id for h in backlog])
@@ -69,21 +78,37 @@ def test_job_past_its_deadline_ends_expired_without_calling_upstream(
     assert all(sentinel not in entry["text"] for entry in seen)
 
 
+def _large_status(cluster: LocalCluster) -> dict[str, Any]:
+    shown = subprocess.run([sys.executable, "-m", "broker.cli.main", "status", "--format", "json"],
+                           env={**os.environ, **cluster.env}, capture_output=True, text=True,
+                           timeout=60, check=True)
+    return next(d for d in json.loads(shown.stdout)["deployments"] if d["name"] == "large-a")
+
+
+def _shows_load(large: dict[str, Any]) -> bool:
+    """A queue older than half a second, calls in flight and a measured latency, all at once."""
+    queue, latency = large["queue"], large["latency_ms"]
+    return (queue["depth"] > 0 and (queue["oldest_age_s"] or 0) > 0.5
+            and large["in_flight"] >= 1 and latency is not None and latency > 90)
+
+
 def test_status_shows_backlog_in_flight_and_health(slow_cluster: LocalCluster) -> None:
+    shown: list[dict[str, Any]] = []
+
+    def loaded() -> bool:
+        shown.append(_large_status(slow_cluster))
+        return _shows_load(shown[-1])
+
     with client_for(slow_cluster) as client:
         backlog = client.submit_many([chat_job("chat-large", "alpha", f"s{i}")
                                       for i in range(800)], priority="batch")
-        # Earlier tests left cancelled jobs to drain; wait until calls are in flight.
-        deadline = time.monotonic() + 60
-        while True:
-            shown = subprocess.run([sys.executable, "-m", "broker.cli.main", "status",
-                                    "--format", "json"], env={**os.environ, **slow_cluster.env},
-                                   capture_output=True, text=True, timeout=60, check=True)
-            status = json.loads(shown.stdout)
-            large = next(d for d in status["deployments"] if d["name"] == "large-a")
-            if large["in_flight"] or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        # Earlier tests left cancelled jobs to drain; the first calls' latency may not be in.
+        try:
+            wait_until(loaded, 120, "status shows a backlog, calls in flight and a latency",
+                       interval=0.2)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; status showed {shown[-1]}") from None
+        large = shown[-1]
         table = subprocess.run([sys.executable, "-m", "broker.cli.main", "status"],
                                env={**os.environ, **slow_cluster.env, "COLUMNS": "200"},
                                capture_output=True,

@@ -5,17 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import sys
-import time
 import urllib.error
 import urllib.request
 from typing import Any
 
 import pytest
 
+from broker.client import Client
 from broker.cluster import LocalCluster
 from broker.localstack import free_port
 from broker.schemas import JobStatus
-from tests.support import chat_job, client_for
+from tests.support import chat_job, client_for, wait_until
 
 PROMPT_SENTINEL = "SENTINEL-PROMPT-7f3a9c"
 FLOWER_AUTH = "ops:flower-test-pass"
@@ -29,19 +29,37 @@ def _get(url: str, auth: str | None = FLOWER_AUTH) -> Any:
         return json.loads(reply.read())
 
 
-def _flower_tasks(port: int, expected: int, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    tasks: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        try:
-            tasks = _get(f"http://127.0.0.1:{port}/api/tasks")
-        except OSError:
-            tasks = {}
-        names = {task.get("name") for task in tasks.values()}
-        if len(tasks) >= expected and {"aibroker.policy", "aibroker.model"} <= names:
-            return tasks
-        time.sleep(0.5)
-    raise AssertionError(f"Flower listed {len(tasks)} tasks: {tasks}")
+def _flower_tasks(port: int) -> dict[str, Any]:
+    try:
+        tasks: dict[str, Any] = _get(f"http://127.0.0.1:{port}/api/tasks")
+    except OSError:
+        return {}
+    return tasks
+
+
+def _tasks_of(port: int, job_ids: list[str]) -> dict[str, Any]:
+    """Flower's tasks whose arguments carry one of these jobs (tasks take job ids only)."""
+    return {task_id: task for task_id, task in _flower_tasks(port).items()
+            if any(job_id in str(task.get("args")) for job_id in job_ids)}
+
+
+def _until_flower_listens(port: int, client: Client) -> None:
+    """Flower subscribes to task events after it starts listening: run jobs until one shows."""
+    warm_up: list[str] = []
+
+    def listed() -> bool:
+        handle = client.submit(chat_job("chat-small", "alpha", "flower warm-up"))
+        handle.result(timeout=60)
+        warm_up.append(handle.id)
+        return bool(_tasks_of(port, warm_up))
+
+    wait_until(listed, 60, "Flower lists a task", interval=0.5)
+
+
+def _both_stages(port: int, job_ids: list[str]) -> dict[str, Any]:
+    tasks = _tasks_of(port, job_ids)
+    names = {task.get("name") for task in tasks.values()}
+    return tasks if {"aibroker.policy", "aibroker.model"} <= names else {}
 
 
 def test_flower_and_logs_never_show_prompts_or_keys(cluster: LocalCluster) -> None:
@@ -50,20 +68,22 @@ def test_flower_and_logs_never_show_prompts_or_keys(cluster: LocalCluster) -> No
                                    f"--port={port}", "--address=127.0.0.1",
                                    f"--basic-auth={FLOWER_AUTH}"], env=cluster.env)
     cluster.procs.wait_for_line("flower", "Visit me at", timeout=60)
-    time.sleep(1.0)  # Flower subscribes to events after it starts listening
     key_sentinel = "sk-test-alpha-0123456789"
     with client_for(cluster) as client:
+        _until_flower_listens(port, client)
         handles = client.submit_many([chat_job("chat-small", "alpha", f"{PROMPT_SENTINEL} {i}")
                                       for i in range(5)])
         results = client.wait_all(handles, timeout=60)
     assert all(r.status is JobStatus.SUCCEEDED for r in results)
 
-    tasks = _flower_tasks(port, 2)
+    tasks = wait_until(lambda: _both_stages(port, [h.id for h in handles]), 60,
+                       "Flower lists the jobs' policy and model tasks", interval=0.5)
     with pytest.raises(urllib.error.HTTPError, match="401"):
         _get(f"http://127.0.0.1:{port}/api/tasks", auth=None)
     names = {task["name"] for task in tasks.values()}
     assert {"aibroker.policy", "aibroker.model"} <= names
-    flower_text = json.dumps(tasks) + json.dumps(_get(f"http://127.0.0.1:{port}/api/workers"))
+    flower_text = json.dumps(_get(f"http://127.0.0.1:{port}/api/tasks")) + json.dumps(
+        _get(f"http://127.0.0.1:{port}/api/workers"))
     logs = "".join(cluster.procs.log(name) for name in ("gateway", "model.small-a",
                                                           "model.small-b", "flower"))
     for sentinel in (PROMPT_SENTINEL, key_sentinel):
