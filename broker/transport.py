@@ -15,12 +15,15 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport.virtual import Empty
 
 from broker import keys
+from broker.liveness import TrackedQoS
 
 log = logging.getLogger("aibroker.transport")
 
 
 class SafeChannel(kombu_redis.Channel):
     """A Redis channel that survives undecodable messages."""
+
+    QoS = TrackedQoS  # a dead worker's messages come back without the visibility timeout
 
     def _discard(self, where: str, exc: ValueError) -> None:
         log.error("discarded a message on %s that is not a JSON envelope (%s)", where,

@@ -1,4 +1,5 @@
-"""A model worker SIGKILLed mid-call: every job still ends once and is billed once."""
+"""A model worker SIGKILLed mid-call: every job still ends once and is billed once, and
+every call the provider served is either billed or counted as lost in flight."""
 
 from __future__ import annotations
 
@@ -24,16 +25,20 @@ def _wait_for_in_flight(stats: object, minimum: int, timeout: float = 30.0) -> i
 
 
 def test_sigkill_model_worker_with_jobs_in_flight(tmp_path: Path) -> None:
-    with running_cluster(tmp_path, "--latency", "1500", concurrency=64,
+    with running_cluster(tmp_path, "--latency", "1500", "--bill-abandoned", concurrency=64,
                          visibility_timeout_s=20, model_task_time_limit_s=10) as (cluster, _):
         jobs = [chat_job("chat-large", "alpha", f"job {i}") for i in range(120)]
         with client_for(cluster) as client:
             handles = client.submit_many(jobs)
-            in_flight = _wait_for_in_flight(cluster.upstream_stats, 50)
+            # Every call slot busy upstream: no call sits between its record and its send,
+            # the one moment a kill makes a lost call of one the provider never saw.
+            in_flight = _wait_for_in_flight(cluster.upstream_stats, 64)
             cluster.procs.kill("model.large-a")
             cluster.start_worker(model_worker(cluster.catalog, "large-a"), "model.large-a.2")
             results = client.wait_all(handles, timeout=120)
             ledger = read_usage(client.redis, by=("tenant", "model"))
+            by_deployment = read_usage(client.redis, by=("deployment",))
+            served = int(cluster.upstream_stats()["usage_total"]["requests"])
             runs = [int(client.redis.hget(keys.job(h.id), "runs") or 0) for h in handles]
 
     assert in_flight >= 50
@@ -44,3 +49,11 @@ def test_sigkill_model_worker_with_jobs_in_flight(tmp_path: Path) -> None:
     assert row.requests == 120
     assert row.prompt_tokens == sum(r.usage.prompt_tokens for r in results)
     assert row.completion_tokens == sum(r.usage.completion_tokens for r in results)
+    # The killed worker's calls were served upstream but never billed: each is counted
+    # once as lost in flight, per deployment, with estimated tokens, and billed nowhere.
+    (large,) = [r for r in by_deployment if r.group == {"deployment": "large-a"}]
+    assert large.lost_in_flight >= 50
+    assert served == row.requests + large.lost_in_flight
+    assert sum(r.lost_in_flight for r in by_deployment) == large.lost_in_flight
+    assert large.lost_prompt_tokens > 0
+    assert large.lost_completion_tokens == 12 * large.lost_in_flight  # max_tokens, estimated
