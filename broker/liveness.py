@@ -28,6 +28,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -122,13 +123,12 @@ _heartbeat: Heartbeat | None = None
 _heartbeat_lock = threading.Lock()
 
 
-def ensure_heartbeat(url: str) -> Heartbeat:
-    """The process's heartbeat, started on first use."""
+def ensure_heartbeat(connect: Callable[[], redis.Redis]) -> Heartbeat:
+    """The process's heartbeat, started on first use with a client from `connect`."""
     global _heartbeat
     with _heartbeat_lock:
         if _heartbeat is None or not _heartbeat._thread.is_alive():
-            _heartbeat = Heartbeat(redis.Redis.from_url(url, socket_timeout=5,
-                                                        socket_connect_timeout=5))
+            _heartbeat = Heartbeat(connect())
             _heartbeat.start()
         return _heartbeat
 
@@ -157,7 +157,7 @@ class TrackedQoS(kombu_redis.QoS):
         """kombu's visibility-timeout restore, then the messages of dead processes."""
         super().restore_visible(start, num, interval)
         try:
-            heartbeat = ensure_heartbeat(self._url())
+            heartbeat = ensure_heartbeat(self._client)
             if heartbeat.healthy_for() >= HEARTBEAT_TTL_S + HEARTBEAT_EVERY_S:
                 with self._channel().conn_or_acquire() as client:
                     restore_dead_workers(self, client)
@@ -167,8 +167,9 @@ class TrackedQoS(kombu_redis.QoS):
     def _channel(self) -> Any:
         return self.channel
 
-    def _url(self) -> str:
-        return str(self._channel().connection.client.as_uri(include_password=True))
+    def _client(self) -> redis.Redis:
+        # The channel's own connection settings; redis-py's pool is thread-safe.
+        return redis.Redis(connection_pool=self._channel().pool)
 
 
 def restore_dead_workers(qos: kombu_redis.QoS, client: redis.Redis) -> int:
