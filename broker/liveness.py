@@ -9,9 +9,10 @@ killed worker's jobs used to wait that long. Here each consuming process
 - says what it holds: its channel adds each delivery tag to a set of its own, in the
   same pipeline that records the message as unacknowledged, and removes it on ack;
 - sweeps: every few seconds (kombu's restore timer) it looks for processes whose beat is
-  older than HEARTBEAT_TTL_S and, under a lock, restores the messages they held with
-  kombu's own `restore_by_tag`, the same transaction the visibility timeout uses, so a
-  message is put back once however many sweepers race.
+  older than HEARTBEAT_TTL_S and, under a lock, frees the capacity leases they held (lease
+  ids start with the process's id) and restores the messages they held with kombu's own
+  `restore_by_tag`, the same transaction the visibility timeout uses, so a message is put
+  back once however many sweepers race.
 
 A process whose own beats failed lately (a Redis outage: every beat is then old) does
 not sweep until beats have been flowing again for a full ttl, so live workers that were
@@ -65,6 +66,11 @@ def worker_id() -> str:
     if _identity is None or _identity[0] != pid:
         _identity = (pid, f"{socket.gethostname()}:{pid}:{secrets.token_hex(3)}")
     return _identity[1]
+
+
+def lease_owner_prefix() -> str:
+    """What starts the id of every capacity lease this process takes."""
+    return f"{worker_id()}/"
 
 
 def now_ms() -> int:
@@ -191,14 +197,32 @@ def restore_dead_workers(qos: kombu_redis.QoS, client: redis.Redis) -> int:
     return restored
 
 
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{char}]" if char in "*?[]\\" else char for char in text)
+
+
+def free_leases(client: redis.Redis, member: str) -> int:
+    """Give back every capacity lease a dead process held; how many."""
+    pattern = _glob_escape(f"{member}/") + "*"
+    freed = 0
+    for key in client.scan_iter(match=keys.capacity_leases("*"), count=1000):
+        stale = [lease for lease, _ in client.zscan_iter(key, match=pattern, count=1000)]
+        if stale:
+            freed += int(client.zrem(key, *stale))
+    return freed
+
+
 def _restore_worker(qos: kombu_redis.QoS, client: redis.Redis, member: str,
                     threshold: int) -> int:
+    # Its capacity first, so the jobs put back can start at once instead of waiting for
+    # its leases to expire.
+    freed = free_leases(client, member)
     held = keys.worker_held(member)
     tags = [bytes_to_str(tag) for tag in client.smembers(held)]
     for tag in tags:
         qos.restore_by_tag(tag, client)
     client.eval(_FORGET, 2, keys.workers_alive(), held, member, threshold)
-    if tags:
+    if tags or freed:
         log.warning("worker %s stopped beating: %d messages it held are back on their "
-                    "queues", member, len(tags))
+                    "queues, %d capacity leases freed", member, len(tags), freed)
     return len(tags)

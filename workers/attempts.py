@@ -13,9 +13,11 @@ once, with the usage of the result that was stored.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Coroutine
 from importlib import resources
 from typing import Any
 
@@ -54,6 +56,7 @@ class OpenAttempts:
         self._script: Any = client.register_script(_SCRIPT)
         self._usage_ttl = settings.usage_retention_days * _DAY_S
         self._next_sweep = 0.0
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     def _keys(self, job_id: str, now: float) -> list[str]:
         day, hour = keys.day_and_hour(now)
@@ -87,6 +90,23 @@ class OpenAttempts:
         await self._batcher.call(self._script, self._keys(job_id, now),
                                  ["close", job_id, attempt_id, int(now * 1000),
                                   self._usage_ttl])
+
+    def forget_soon(self, job_id: str) -> None:
+        """Drop a settled call's index entry, in the background (the next sweep would)."""
+        now = time.time()
+        self._spawn(self._batcher.call(self._script, self._keys(job_id, now),
+                                       ["forget", job_id, "", int(now * 1000),
+                                        self._usage_ttl]))
+
+    def _spawn(self, call: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(call)
+        self._tasks.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("an index entry stays for the sweep: %s", task.exception())
 
     async def sweep(self, now: float | None = None) -> int:
         """Count expired calls whose owner is dead (or long overdue) as lost; how many."""

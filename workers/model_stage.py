@@ -252,6 +252,7 @@ async def _call(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
             await _after_handoffs()
             done, cost = succeeded_result(rt, record, deployment, result.reply)
             stored = await finish(rt, done, cost, record)
+            rt.attempts.forget_soon(record.id)
             await asyncio.gather(*settling)
             return "succeeded" if stored else "duplicate"
         error = result.error

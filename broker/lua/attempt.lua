@@ -4,7 +4,7 @@
 -- ledger never billed.
 -- KEYS: 1 job hash, 2 open-attempt index (zset), 3 usage day, 4 usage hour,
 --       5 live workers (zset, expire only)
--- ARGV: 1 op (open|close|expire), 2 job id, 3 attempt id ('' = whichever, expire only),
+-- ARGV: 1 op (open|close|forget|expire), 2 job id, 3 attempt id ('' = whichever, expire only),
 --       4 now ms, 5 usage ttl s,
 --       open:   6 record "<attempt id>\t<owner>\t<expires ms>\t<prompt>\t<completion>\t
 --               <nano-USD>\t<usage field prefix>", 7 expires ms
@@ -46,6 +46,12 @@ if op == 'close' then
     redis.call('HDEL', KEYS[1], field)
     redis.call('ZREM', KEYS[2], job_id)
   end
+  return 0
+end
+
+if op == 'forget' then
+  -- After a stored result: the call settled there, its index entry goes too.
+  if not open then redis.call('ZREM', KEYS[2], job_id) end
   return 0
 end
 
