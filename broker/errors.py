@@ -28,7 +28,7 @@
     ├── JobCancelled                  cancelled
     ├── TimeLimitExceeded             time_limit_exceeded
     ├── InternalError                 internal_error
-    ├── InvalidJob                    invalid_job               no    (one job a stage cannot process)
+    ├── InvalidJob                    invalid_job               no    (one job a stage cannot run)
     └── BrokerFull                    broker_full               yes   (Redis near maxmemory)
 
 `code` is a stable string: clients match on it, so it never changes once released.

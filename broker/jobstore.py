@@ -31,6 +31,7 @@ F_CANCEL = "cancel"
 F_POLICY = "policy"
 F_ROUTE = "route"  # JSON: serving model, deployments tried, attempts so far, last error
 F_BUDGET = "budget"  # JSON: the budget reservation to settle when the job ends
+F_OPEN_ATTEMPT = "att"  # the upstream call in progress (workers/attempts.py), until it settles
 
 
 BATCH_ID_PREFIX = "batch_"

@@ -128,6 +128,26 @@ def capacity_ledger(scope: str) -> str:
     return f"{PREFIX}cap:{scope}:ledger"
 
 
+def open_attempts() -> str:
+    """Sorted set of job ids with an upstream call open, scored by when it expires (ms)."""
+    return f"{PREFIX}attempts"
+
+
+def workers_alive() -> str:
+    """Sorted set of consuming worker processes, scored by their last heartbeat (ms)."""
+    return f"{PREFIX}workers"
+
+
+def worker_held(worker_id: str) -> str:
+    """Set of the delivery tags a worker process holds unacknowledged."""
+    return f"{PREFIX}workers:{worker_id}:held"
+
+
+def workers_sweep_lock() -> str:
+    """Held by the one worker restoring the messages of dead workers."""
+    return f"{PREFIX}workers:sweep"
+
+
 def deployment_state(deployment: str) -> str:
     """Hash of a deployment's adaptive factor, latency EWMA and circuit state."""
     return f"{PREFIX}dep:{deployment}"
@@ -151,6 +171,9 @@ def day_and_hour(timestamp: float | None = None) -> tuple[str, str]:
 
 
 USAGE_METRICS = ("requests", "prompt_tokens", "completion_tokens", "cost_nanousd", "estimated")
+# Upstream calls started and never settled (a worker lost mid-call): estimates, not billed.
+LOST_METRICS = ("lost_requests", "lost_prompt_tokens", "lost_completion_tokens",
+                "lost_cost_nanousd")
 
 
 def cancellations() -> str:

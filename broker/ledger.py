@@ -4,6 +4,10 @@ The ledger script writes every billed job into day and hour hashes (fields
 `tenant<TAB>model<TAB>deployment<TAB>metric`) and a batch job also into batch day and hour
 hashes (fields led by the batch id). A report reads day hashes unless it groups by hour or
 is bounded by times of day, and the batch hashes when it filters or groups by batch.
+
+Calls the provider served that no job was billed for (a worker lost mid-call; see
+workers/attempts.py) sit beside billed usage as `lost_*` metrics in the day and hour
+hashes: estimated tokens and cost, never part of `requests` or of any budget.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ class UsageRow:
     cost_nanousd: int = 0
     estimated: int = 0
     extra: dict[str, int] = field(default_factory=dict)
+    lost_in_flight: int = 0  # calls served upstream and never billed (estimates below)
+    lost_prompt_tokens: int = 0
+    lost_completion_tokens: int = 0
+    lost_cost_nanousd: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -45,11 +53,23 @@ class UsageRow:
         """Cost in dollars."""
         return self.cost_nanousd / 1e9
 
+    @property
+    def lost_tokens(self) -> int:
+        """Estimated tokens of the calls lost in flight."""
+        return self.lost_prompt_tokens + self.lost_completion_tokens
+
+    @property
+    def lost_cost_usd(self) -> float:
+        """Estimated cost of the calls lost in flight, in dollars."""
+        return self.lost_cost_nanousd / 1e9
+
     def as_dict(self) -> dict[str, object]:
         """A flat mapping for CSV and JSON output."""
         return {**self.group, "requests": self.requests, "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens, "total_tokens": self.total_tokens,
-                "cost_usd": round(self.cost_usd, 9), "estimated": self.estimated}
+                "cost_usd": round(self.cost_usd, 9), "estimated": self.estimated,
+                "lost_in_flight": self.lost_in_flight, "lost_tokens": self.lost_tokens,
+                "lost_cost_usd": round(self.lost_cost_usd, 9)}
 
 
 def days_between(since: date, until: date) -> list[str]:
@@ -131,4 +151,8 @@ def read_usage(client: redis.Redis, *, since: Bound | None = None, until: Bound 
         row.completion_tokens = metrics.get("completion_tokens", 0)
         row.cost_nanousd = metrics.get("cost_nanousd", 0)
         row.estimated = metrics.get("estimated", 0)
+        row.lost_in_flight = metrics.get("lost_requests", 0)
+        row.lost_prompt_tokens = metrics.get("lost_prompt_tokens", 0)
+        row.lost_completion_tokens = metrics.get("lost_completion_tokens", 0)
+        row.lost_cost_nanousd = metrics.get("lost_cost_nanousd", 0)
     return sorted(rows.values(), key=lambda r: tuple(r.group.values()))

@@ -18,6 +18,7 @@ from kombu.transport.virtual import Empty
 from redis.exceptions import OutOfMemoryError
 
 from broker import keys
+from broker.liveness import TrackedQoS
 
 log = logging.getLogger("aibroker.transport")
 
@@ -30,6 +31,8 @@ MALFORMED = (ValueError, TypeError, AttributeError, KeyError, RecursionError)
 
 class SafeChannel(kombu_redis.Channel):
     """A Redis channel that survives undecodable messages."""
+
+    QoS = TrackedQoS  # a dead worker's messages come back without the visibility timeout
 
     def _discard(self, where: str, exc: Exception) -> None:
         log.error("discarded a message on %s that is not a JSON envelope (%s)", where,
@@ -59,7 +62,7 @@ class SafeChannel(kombu_redis.Channel):
             raise Empty() from None
 
 
-class FullRedisPatientQoS(kombu_redis.QoS):
+class FullRedisPatientQoS(TrackedQoS):
     """Ack emulation that waits out a full Redis instead of killing the consumer.
 
     Recording a delivery as unacked (ZADD + HSET in MULTI) is refused by a Redis at
@@ -89,7 +92,7 @@ def _while_full(step: Callable[[], None]) -> None:
 
 
 class FullRedisPatientChannel(SafeChannel):
-    """SafeChannel with FullRedisPatientQoS."""
+    """SafeChannel whose held-message tracking also waits out a full Redis."""
 
     QoS = FullRedisPatientQoS
 

@@ -4,7 +4,8 @@ A call takes a lease (concurrency), one request (RPM) and a token estimate (TPM)
 Lua script, and gives them back with the real usage in another; the same release feeds
 the adaptive factor (multiplicative decrease on pressure, additive increase on success),
 the latency EWMA and the circuit breaker. Leases expire, so a worker killed mid-call
-frees its slot after the call timeout plus a margin.
+frees its slot after the call timeout plus a margin, or sooner, once its heartbeat stops
+(broker/liveness.py frees the leases of a dead process with its messages).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from broker import keys
+from broker import keys, liveness
 from broker.catalog import CapacitySettings, Deployment, Tenant
 from policies.routing import DeploymentState
 from workers.script_batcher import ScriptBatcher
@@ -126,6 +127,8 @@ class CapacityStore:
         # Leases a finished call left for the next call of this process (see pass_on).
         self._passed: dict[str, list[Lease]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Lease ids name their process, so a dead process's leases free with its messages.
+        self._owner = liveness.lease_owner_prefix()
 
     @staticmethod
     def _keys(scope: Scope) -> list[str]:
@@ -138,7 +141,7 @@ class CapacityStore:
         if passed:
             return passed.pop()
         window = self.settings.window_s
-        lease_id = uuid.uuid4().hex
+        lease_id = self._owner + uuid.uuid4().hex
         # Limits are per minute; a shorter window (tests) gets the proportional share.
         reply = await self._batcher.call(
             self._acquire, self._keys(scope),

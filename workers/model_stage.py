@@ -155,10 +155,24 @@ async def _take(rt: Runtime, record: JobRecord, scopes: list[Scope], tokens: int
             else:
                 held.append((scope, await rt.capacity.acquire(scope, tokens, record.deadline)))
     except BaseException:
-        for scope, lease in held:
-            await rt.capacity.release(scope, lease, "none", 0, 0.0)
+        await _give_back(rt, held)
         raise
     return held
+
+
+async def _give_back(rt: Runtime, held: list[tuple[Scope, Lease]]) -> None:
+    for scope, lease in held:
+        await rt.capacity.release(scope, lease, "none", 0, 0.0)
+
+
+async def _open_attempt(rt: Runtime, record: JobRecord, deployment: Deployment,
+                        held: list[tuple[Scope, Lease]]) -> str:
+    """Record the call before it is sent, so a call served upstream is never unaccounted."""
+    try:
+        return await rt.attempts.open(record, deployment)
+    except BaseException:
+        await _give_back(rt, held)
+        raise
 
 
 def _outcome(rt: Runtime, record: JobRecord, result: AttemptResult) -> tuple[str, int]:
@@ -188,7 +202,10 @@ async def _one_attempt(rt: Runtime, deployment: Deployment, adapter: ProviderAda
         # stops here, before it takes capacity or calls upstream.
         await _raise_if_stopped(rt, record)
         held = await _take(rt, record, scopes, _token_estimate(rt, record), reject)
+        attempt_id = await _open_attempt(rt, record, deployment, held)
         result = await attempt_once(rt.sender, adapter, deployment, record.body, request)
+        if result.reply is None:
+            await rt.attempts.close(record.id, attempt_id)
         outcome, actual = _outcome(rt, record, result)
         duration = result.attempt.duration_ms
         state = "closed"
@@ -253,6 +270,7 @@ async def _call(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
             await _after_handoffs()
             done, cost = succeeded_result(rt, record, deployment, result.reply)
             stored = await finish(rt, done, cost, record)
+            rt.attempts.forget_soon(record.id)
             await asyncio.gather(*settling)
             return "succeeded" if stored else "duplicate"
         error = result.error
@@ -327,6 +345,7 @@ async def run_batch(rt: Runtime, deployment_name: str, job_ids: list[str]) -> Ba
     # Leave room for the last call and its retries before the time limit ends the batch.
     WAIT_UNTIL.set(time.monotonic() + max(limit - 2 * deployment.timeout_s, limit * 0.25))
     claimed = await _claim(rt, job_ids)
+    await rt.attempts.maybe_sweep()
     tasks = {
         asyncio.ensure_future(_run_job(rt, deployment, adapter, job_id, record, runs)): job_id
         for job_id, (record, runs) in zip(job_ids, claimed, strict=True)

@@ -29,6 +29,7 @@ from broker.jobstore import JobRecord
 from policies.limits.gate import PriorityGate
 from policies.pipeline import PolicyPipeline
 from policies.routing import DeploymentState, RoutingStrategy, States, get_strategy
+from workers.attempts import OpenAttempts
 from workers.budgets import BudgetStore
 from workers.capacity import CapacityStore, Scope, deployment_scope, tenant_scopes
 from workers.http import HttpSender
@@ -88,6 +89,7 @@ class Runtime:
         self.scripts = ScriptBatcher(self.redis)
         self.capacity = CapacityStore(self.redis, catalog.broker.capacity, self.scripts)
         self.budgets = BudgetStore(self.redis)
+        self.attempts = OpenAttempts(self.redis, self.scripts, catalog.broker)
         self._gates: dict[str, PriorityGate] = {}
         self._states = SharedView[States](self._read_states, {}, "deployment states")
         self._cancelled = SharedView(self._read_cancelled, frozenset[str](), "cancellations")

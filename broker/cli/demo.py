@@ -84,29 +84,37 @@ def _status_table(results: list[JobResult]) -> Table:
     return table
 
 
+def _lost_calls(client: Client) -> int:
+    return sum(r.lost_in_flight for r in read_usage(client.redis, by=("deployment",)))
+
+
 def _reconcile(console: Console, results: list[JobResult], ledger: list[UsageRow],
-               served: dict[str, int]) -> bool:
+               served: dict[str, int], lost: int) -> bool:
     job_tokens = sum(r.usage.total_tokens for r in results)
     ledger_tokens = sum(r.total_tokens for r in ledger)
+    billed = sum(r.requests for r in ledger)
     upstream_tokens = served["total_tokens"]
-    ok = job_tokens == ledger_tokens == upstream_tokens
+    # Calls lost in flight were served but never billed: their tokens are only estimated.
+    tokens_ok = upstream_tokens == ledger_tokens if not lost else upstream_tokens > ledger_tokens
+    ok = job_tokens == ledger_tokens and tokens_ok and served["requests"] == billed + lost
     mark = "[green]reconciled[/green]" if ok else "[red]MISMATCH[/red]"
     console.print(f"{mark}: per-job sum {job_tokens:,} tokens = ledger {ledger_tokens:,} = "
-                  f"upstream served {upstream_tokens:,}")
+                  f"upstream served {upstream_tokens:,}; upstream served "
+                  f"{served['requests']:,} calls = billed {billed:,} + lost in flight {lost:,}")
     return ok
 
 
 def _served_usage(cluster: LocalCluster) -> dict[str, int]:
     stats = cluster.upstream_stats()
     usage = stats["usage_total"]
-    return {"total_tokens": int(usage["total_tokens"])}
+    return {"total_tokens": int(usage["total_tokens"]), "requests": int(usage["requests"])}
 
 
 def _start(cluster: LocalCluster, args: argparse.Namespace,
            keys: dict[str, str]) -> Catalog:
     upstream = cluster.start_upstream("upstream", "--latency", args.latency,
                                       "--rate-429", str(args.rate_429), "--retry-after-s", "0.2",
-                                      "--seed", "7")
+                                      "--seed", "7", "--bill-abandoned")
     catalog = cluster.write_catalog(demo_catalog(upstream, keys))
     cluster.start_workers()
     return catalog
@@ -124,7 +132,7 @@ def run_command(args: argparse.Namespace) -> int:
         console.print(f"[dim]{len(catalog.deployments)} deployments, "
                       f"{len(catalog.tenants)} tenants; logs in {cluster.procs.log_dir}[/dim]")
         with Client(catalog) as client:
-            before = _ledger_totals(client)
+            before, lost_before = _ledger_totals(client), _lost_calls(client)
             started = time.monotonic()
             with _progress(console) as progress:
                 task = progress.add_task("submitting", total=len(workload))
@@ -135,10 +143,11 @@ def run_command(args: argparse.Namespace) -> int:
                                           progress=lambda n: progress.advance(task, n))
             elapsed = time.monotonic() - started
             ledger = _delta(before, _ledger_totals(client))
+            lost = _lost_calls(client) - lost_before
         console.print(_status_table(results))
         console.print(usage_table(ledger, ("tenant", "model"), "Token usage (this run)"))
         console.print(f"{len(results)} jobs in {elapsed:.1f} s")
-        ok = _reconcile(console, results, ledger, _served_usage(cluster))
+        ok = _reconcile(console, results, ledger, _served_usage(cluster), lost)
         if args.keep_logs:
             console.print(f"logs: {cluster.procs.log_dir}")
     return 0 if ok else 1

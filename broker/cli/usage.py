@@ -78,6 +78,26 @@ def usage_table(rows: list[UsageRow], by: tuple[str, ...], title: str = "Token u
     return table
 
 
+def lost_table(rows: list[UsageRow], by: tuple[str, ...]) -> Table | None:
+    """Calls served upstream that no job was billed for, apart from usage (None: none)."""
+    lost = [row for row in rows if row.lost_in_flight]
+    if not lost:
+        return None
+    table = Table(title="Lost in flight: served upstream, never billed (estimates)")
+    for dim in by:
+        table.add_column(dim)
+    for name in ("calls", "est. tokens", "est. cost (USD)"):
+        table.add_column(name, justify="right")
+    for row in lost:
+        table.add_row(*(row.group[d] for d in by), f"{row.lost_in_flight:,}",
+                      f"{row.lost_tokens:,}", f"{row.lost_cost_usd:.6f}")
+    table.add_section()
+    table.add_row("total", *([""] * (len(by) - 1)), f"{sum(r.lost_in_flight for r in lost):,}",
+                  f"{sum(r.lost_tokens for r in lost):,}",
+                  f"{sum(r.lost_cost_usd for r in lost):.6f}")
+    return table
+
+
 def _batch_since(client: redis.Redis, batch_id: str, retention_days: int) -> Bound:
     """A batch's usage starts the day it was created (or as far back as the ledger goes)."""
     created = client.hget(keys.batch(batch_id), "created_at")
@@ -115,12 +135,16 @@ def run_command(args: argparse.Namespace) -> int:
         print()
     elif args.format == "csv":
         fields = [*by, "requests", "prompt_tokens", "completion_tokens", "total_tokens",
-                  "cost_usd", "estimated"]
+                  "cost_usd", "estimated", "lost_in_flight", "lost_tokens", "lost_cost_usd"]
         writer = csv.DictWriter(sys.stdout, fieldnames=fields)
         writer.writeheader()
         writer.writerows(row.as_dict() for row in rows)
     else:
-        Console().print(usage_table(rows, by))
+        console = Console()
+        console.print(usage_table([row for row in rows if row.requests] or rows, by))
+        lost = lost_table(rows, by)
+        if lost is not None:
+            console.print(lost)
     if args.plot:
         written = _plot(client, args, since)
         Console(stderr=args.format != "table").print(f"plot written to {written}")

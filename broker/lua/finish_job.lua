@@ -8,7 +8,27 @@
 -- A batch job also counts into its batch: `done`, `n_<status>` and, when billed, the
 -- batch's usage; the job that makes done == total ends the batch (completed, or
 -- cancelled after a cancel, or expired when the completion window ran out on any job).
+-- The job's open upstream call (attempt.lua) settles here: billed with the result when the
+-- result carries tokens, otherwise counted as lost in flight (served upstream, never billed).
+local function settle_open_call(billed)
+  local open = redis.call('HGET', KEYS[2], 'att')
+  if not open then return end
+  redis.call('HDEL', KEYS[2], 'att')
+  if billed then return end
+  local prompt, completion, cost, prefix = string.match(
+    open, '^[^\t]*\t[^\t]*\t[^\t]*\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$')
+  if not prefix then return end
+  for _, key in ipairs({KEYS[3], KEYS[4]}) do
+    redis.call('HINCRBY', key, prefix .. 'lost_requests', 1)
+    redis.call('HINCRBY', key, prefix .. 'lost_prompt_tokens', tonumber(prompt))
+    redis.call('HINCRBY', key, prefix .. 'lost_completion_tokens', tonumber(completion))
+    redis.call('HINCRBY', key, prefix .. 'lost_cost_nanousd', tonumber(cost))
+    redis.call('EXPIRE', key, tonumber(ARGV[9]))
+  end
+end
+
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  settle_open_call(false)  -- a duplicate run's call: its result is never stored
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
@@ -20,6 +40,7 @@ local completion = tonumber(ARGV[6])
 local cost = tonumber(ARGV[7])
 local estimated = tonumber(ARGV[8])
 local usage_ttl = tonumber(ARGV[9])
+settle_open_call(prefix ~= '' and prompt + completion > 0)
 
 local function add_usage(key, field_prefix)
   redis.call('HINCRBY', key, field_prefix .. 'requests', 1)

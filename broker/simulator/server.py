@@ -134,7 +134,8 @@ class Simulator:
         except asyncio.CancelledError:
             entry.status, entry.outcome = CLIENT_CLOSED, entry.outcome or "cancelled"
             entry.latency_ms = (time.perf_counter() - started) * 1000
-            self.stats.record(entry, served=False)
+            abandoned = self.settings.bill_abandoned and entry.outcome == Outcome.OK.value
+            self.stats.record(entry, served=abandoned)
             raise
         finally:
             self.behaviour.gate.leave()
@@ -167,6 +168,10 @@ class Simulator:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.closing.wait(), self.behaviour.timeout_hold_s)
         else:
+            if outcome is Outcome.OK and self.settings.bill_abandoned:
+                # What the reply will carry, known before the wait a hung-up client cuts short.
+                configured = self.settings.completion_tokens
+                entry.completion_tokens = endpoint.respond(call, configured)[1]
             await self._sleep(self.behaviour.latency_s())
         if outcome in _FAILURES:
             status, body = endpoint.error(_FAILURES[outcome], None, None)
@@ -209,7 +214,7 @@ class Simulator:
             await response.write_eof()
         except ConnectionError:
             # The client left before the reply went out: nothing was served.
-            entry.status, served = CLIENT_CLOSED, False
+            entry.status, served = CLIENT_CLOSED, served and self.settings.bill_abandoned
         self.stats.record(entry, served=served)
         return response
 

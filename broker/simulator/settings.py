@@ -98,6 +98,11 @@ class SimSettings(BaseModel):
     require_api_key: bool = Field(
         False, description="Answer 401 invalid_api_key unless `Authorization: Bearer <api_key>`."
     )
+    bill_abandoned: bool = Field(
+        False,
+        description="Count a successful call whose client hung up before the reply as served "
+        "(billed), as providers bill requests they had started generating.",
+    )
     api_key: str = Field("sk-sim-local", description="The key accepted when require_api_key.")
     rpm_limit: int = Field(
         0, ge=0, description="Requests per minute shown in x-ratelimit-* headers; 0 omits them."
