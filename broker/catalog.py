@@ -342,7 +342,8 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     try:
         raw = yaml.safe_load(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"catalog file {source} not found (set AIBROKER_CONFIG)") from None
+        raise ConfigError(f"catalog file {source} not found: set AIBROKER_CONFIG to your catalog "
+                          "(examples/aibroker.yaml is a complete one to start from)") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid catalog {source}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

@@ -2,6 +2,9 @@
 
     BrokerError                       code            retryable
     ├── ConfigError                   config_invalid
+    ├── InvalidArgument               invalid_argument                (a command-line argument)
+    ├── RedisUnreachable              redis_unreachable
+    ├── WaitTimeout                   wait_timeout                    (the jobs go on)
     ├── ValidationError               invalid_request
     ├── JobNotFound                   not_found
     ├── PolicyRejection               (see subclasses)
@@ -57,6 +60,24 @@ class BrokerError(Exception):
 
 class ConfigError(BrokerError):
     code = "config_invalid"
+
+
+class InvalidArgument(BrokerError):
+    """A command-line argument the CLI cannot use (the message says which and why)."""
+
+    code = "invalid_argument"
+
+
+class RedisUnreachable(BrokerError):
+    """No Redis answers at the catalog's redis_url (or AIBROKER_REDIS_URL)."""
+
+    code = "redis_unreachable"
+
+
+class WaitTimeout(BrokerError):
+    """A caller stopped waiting for jobs that had not finished; they go on running."""
+
+    code = "wait_timeout"
 
 
 class ValidationError(BrokerError):

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from rich.console import Console
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from broker import keys
 from broker.catalog import load_catalog
+from broker.cli.args import positive_int
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--decision", choices=("admitted", "rejected"))
     parser.add_argument("--since", type=datetime.fromisoformat,
                         help="ISO time (UTC if no zone), e.g. 2026-11-25T09:00")
-    parser.add_argument("--limit", type=int, default=100, help="newest N entries shown")
+    parser.add_argument("--limit", type=positive_int, default=100,
+                        help="newest N entries shown")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.set_defaults(func=run_command)
 
@@ -35,9 +38,9 @@ def _start_id(since: datetime | None) -> str:
 
 
 def read_audit(client: redis.Redis, *, tenant: str | None = None, decision: str | None = None,
-               since: datetime | None = None, limit: int = 100) -> list[dict[str, str]]:
-    """Matching entries, oldest first, at most `limit` (the newest)."""
-    matched: list[dict[str, str]] = []
+               since: datetime | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Matching entries, oldest first, at most `limit` (the newest), with their JSON types."""
+    matched: list[dict[str, Any]] = []
     start = _start_id(since)
     while True:
         batch: list[tuple[str, dict[str, str]]] = client.xrange(  # type: ignore[assignment]
@@ -52,7 +55,7 @@ def read_audit(client: redis.Redis, *, tenant: str | None = None, decision: str 
                     continue
                 if decision and fields.get("decision") != decision:
                     continue
-                matched.append({"time": stamp, **{k: str(v) for k, v in fields.items()}})
+                matched.append({"time": stamp, **fields})
         start = "(" + batch[-1][0]
         matched = matched[-limit:]
     return matched
@@ -74,6 +77,6 @@ def run_command(args: argparse.Namespace) -> int:
     for column in columns:
         table.add_column(column)
     for entry in entries:
-        table.add_row(*(entry.get(column, "") for column in columns))
+        table.add_row(*(str(entry.get(column, "")) for column in columns))
     Console().print(table)
     return 0

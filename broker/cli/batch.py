@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 
 from broker.catalog import load_catalog
+from broker.cli.args import positive_int, positive_seconds
 from broker.client import Client
 from broker.errors import ValidationError
 from broker.schemas import Batch, BatchStatus
@@ -53,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     results.add_argument("--errors", type=Path, help="default: OUTPUT with .errors.jsonl")
     results.set_defaults(func=run_results)
     listing = commands.add_parser("list", help="the newest batches")
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--limit", type=positive_int, default=20)
     listing.set_defaults(func=run_list)
     for sub in (submit, listing, *(commands.choices[n] for n in ("status", "wait", "cancel",
                                                                    "results"))):
@@ -62,7 +63,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                               "elsewhere it limits what you see to that tenant's batches)")
         sub.add_argument("--format", choices=("table", "json"), default="table")
     for sub in (submit, commands.choices["wait"]):
-        sub.add_argument("--timeout", type=float, default=None, help="seconds to wait at most")
+        sub.add_argument("--timeout", type=positive_seconds, default=None,
+                         help="seconds to wait at most")
 
 
 def _key(args: argparse.Namespace, required: bool = False) -> str | None:

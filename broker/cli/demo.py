@@ -32,8 +32,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="simulated upstream latency spec (ms)")
     parser.add_argument("--rate-429", type=float, default=0.02,
                         help="share of upstream calls answered 429 (retried)")
-    parser.add_argument("--keep-logs", action="store_true", help="print where logs are kept")
+    parser.add_argument("--keep-logs", action="store_true",
+                        help="keep the workers' and provider's logs, and print where")
     parser.set_defaults(func=run_command)
+
+
+@contextlib.contextmanager
+def _work_dir(keep: bool) -> Iterator[str]:
+    """A temporary directory for the run, removed afterwards unless its logs are to be kept."""
+    if keep:
+        yield tempfile.mkdtemp(prefix="aibroker-demo-")
+        return
+    with tempfile.TemporaryDirectory(prefix="aibroker-demo-") as tmp:
+        yield tmp
 
 
 @contextlib.contextmanager
@@ -125,7 +136,7 @@ def run_command(args: argparse.Namespace) -> int:
     console = Console()
     keys = demo_keys()
     workload = demo_workload(keys)
-    with (tempfile.TemporaryDirectory(prefix="aibroker-demo-") as tmp, _redis(console) as url,
+    with (_work_dir(args.keep_logs) as tmp, _redis(console) as url,
           LocalCluster(Path(tmp), url) as cluster):
         with console.status("starting the simulated provider and workers"):
             catalog = _start(cluster, args, keys)
@@ -149,5 +160,5 @@ def run_command(args: argparse.Namespace) -> int:
         console.print(f"{len(results)} jobs in {elapsed:.1f} s")
         ok = _reconcile(console, results, ledger, _served_usage(cluster), lost)
         if args.keep_logs:
-            console.print(f"logs: {cluster.procs.log_dir}")
+            console.print(f"logs kept in {cluster.procs.log_dir}")
     return 0 if ok else 1

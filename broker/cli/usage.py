@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import redis
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from broker import keys
 from broker.catalog import load_catalog
+from broker.errors import InvalidArgument
 from broker.ledger import DIMENSIONS, Bound, Dimension, UsageRow, read_usage
 
 PLOT_HOURLY_UP_TO = timedelta(days=3)  # longer ranges are drawn per day
@@ -54,8 +56,22 @@ def parse_dimensions(text: str) -> tuple[Dimension, ...]:
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     bad = [name for name in names if name not in DIMENSIONS]
     if bad or not names:
-        raise SystemExit(f"aibroker usage: --by takes {', '.join(DIMENSIONS)}; got {text!r}")
+        raise InvalidArgument(f"usage: --by takes {', '.join(DIMENSIONS)}; got {text!r}")
     return names  # type: ignore[return-value]
+
+
+def readable_bucket(dimension: str, value: str) -> str:
+    """A ledger day (YYYYMMDD) or hour (YYYYMMDDHH) as ISO: 2026-12-02, 2026-12-02T05:00Z."""
+    if dimension not in ("day", "hour") or not value.isdigit() or len(value) not in (8, 10):
+        return value
+    day = f"{value[:4]}-{value[4:6]}-{value[6:8]}"
+    return f"{day}T{value[8:]}:00Z" if dimension == "hour" else day
+
+
+def readable(rows: list[UsageRow]) -> list[UsageRow]:
+    """Rows whose day and hour groups read as ISO dates and times."""
+    return [replace(row, group={dim: readable_bucket(dim, value)
+                                for dim, value in row.group.items()}) for row in rows]
 
 
 def usage_table(rows: list[UsageRow], by: tuple[str, ...], title: str = "Token usage") -> Table:
@@ -128,8 +144,8 @@ def run_command(args: argparse.Namespace) -> int:
     since = args.since
     if since is None and args.batch:
         since = _batch_since(client, args.batch, catalog.broker.usage_retention_days)
-    rows = read_usage(client, since=since, until=args.until, by=by, tenant=args.tenant,
-                      model=args.model, deployment=args.deployment, batch=args.batch)
+    rows = readable(read_usage(client, since=since, until=args.until, by=by, tenant=args.tenant,
+                               model=args.model, deployment=args.deployment, batch=args.batch))
     if args.format == "json":
         json.dump([row.as_dict() for row in rows], sys.stdout, indent=2)
         print()

@@ -321,7 +321,7 @@ def test_workers_plan_prints_one_command_per_deployment(catalog: Catalog) -> Non
                           check=False)
     assert done.returncode == 0, done.stderr
     commands = [shlex.split(line) for line in done.stdout.splitlines()
-                if line.startswith("celery ")]
+                if line and not line.startswith("#")]
     by_queue = {_flag(command, "-Q"): command for command in commands}
     assert len(by_queue) == len(commands) == len(catalog.deployments) + 1
     assert _flag(by_queue["policy,route"], "-c") == str(catalog.broker.gateway_concurrency)
