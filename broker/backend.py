@@ -9,7 +9,6 @@ can finish twice, but is stored and billed once.
 from __future__ import annotations
 
 import time
-from importlib import resources
 from typing import Any, Protocol
 
 import redis
@@ -18,9 +17,10 @@ import redis.asyncio as aioredis
 from broker import jobstore as js
 from broker import keys
 from broker.catalog import BrokerSettings
+from broker.lua_source import lua_source
 from broker.schemas import ErrorInfo, JobResult, JobStatus
 
-_FINISH_SOURCE = resources.files("broker").joinpath("lua/finish_job.lua").read_text()
+_FINISH_SOURCE = lua_source("finish_job.lua")
 _DAY_S = 86400
 
 

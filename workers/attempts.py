@@ -18,7 +18,6 @@ import logging
 import time
 import uuid
 from collections.abc import Coroutine
-from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -26,9 +25,10 @@ import redis.asyncio as aioredis
 from broker import keys, liveness
 from broker.catalog import BrokerSettings, Deployment
 from broker.jobstore import JobRecord
+from broker.lua_source import lua_source
 from workers.script_batcher import ScriptBatcher
 
-_SCRIPT = resources.files("broker").joinpath("lua/attempt.lua").read_text()
+_SCRIPT = lua_source("attempt.lua")
 _DAY_S = 86400
 _SWEEP_EVERY_S = 5.0
 _SWEEP_BATCH = 500

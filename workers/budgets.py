@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -19,10 +18,11 @@ import redis.asyncio as aioredis
 from broker import keys
 from broker.catalog import Budget, Catalog, Tenant
 from broker.errors import BudgetExceeded
+from broker.lua_source import lua_source
 from broker.schemas import JobBody
 
-_RESERVE = resources.files("broker").joinpath("lua/budget_reserve.lua").read_text()
-_SETTLE = resources.files("broker").joinpath("lua/budget_settle.lua").read_text()
+_RESERVE = lua_source("budget_reserve.lua")
+_SETTLE = lua_source("budget_settle.lua")
 _DAY_S = 86_400
 
 

@@ -17,18 +17,18 @@ import uuid
 from collections.abc import Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from broker import keys, liveness
 from broker.catalog import CapacitySettings, Deployment, Tenant
+from broker.lua_source import lua_source
 from policies.routing import DeploymentState
 from workers.script_batcher import ScriptBatcher
 
-_ACQUIRE = resources.files("broker").joinpath("lua/acquire.lua").read_text()
-_RELEASE = resources.files("broker").joinpath("lua/release.lua").read_text()
+_ACQUIRE = lua_source("acquire.lua")
+_RELEASE = lua_source("release.lua")
 
 
 log = logging.getLogger("aibroker.capacity")

@@ -13,21 +13,10 @@
 local field = 'att'
 local op, job_id, now = ARGV[1], ARGV[2], tonumber(ARGV[4])
 
-local function parse(record)
-  return string.match(record, '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$')
-end
+--#include lost_call.lua
 
 local function count_lost(record)
-  local _, _, _, prompt, completion, cost, prefix = parse(record)
-  if not prefix then return 0 end
-  for _, key in ipairs({KEYS[3], KEYS[4]}) do
-    redis.call('HINCRBY', key, prefix .. 'lost_requests', 1)
-    redis.call('HINCRBY', key, prefix .. 'lost_prompt_tokens', tonumber(prompt))
-    redis.call('HINCRBY', key, prefix .. 'lost_completion_tokens', tonumber(completion))
-    redis.call('HINCRBY', key, prefix .. 'lost_cost_nanousd', tonumber(cost))
-    redis.call('EXPIRE', key, tonumber(ARGV[5]))
-  end
-  return 1
+  return count_lost_call(record, KEYS[3], KEYS[4], tonumber(ARGV[5]))
 end
 
 local open = redis.call('HGET', KEYS[1], field)
@@ -42,7 +31,7 @@ if op == 'open' then
 end
 
 if op == 'close' then
-  if open and parse(open) == ARGV[3] then
+  if open and parse_open_call(open) == ARGV[3] then
     redis.call('HDEL', KEYS[1], field)
     redis.call('ZREM', KEYS[2], job_id)
   end
@@ -61,7 +50,7 @@ if not open then
   redis.call('ZREM', KEYS[2], job_id)
   return 0
 end
-local attempt_id, owner, expires = parse(open)
+local attempt_id, owner, expires = parse_open_call(open)
 expires = tonumber(expires or '0') or 0
 if ARGV[3] ~= '' and attempt_id ~= ARGV[3] then return 0 end
 if expires > now then

@@ -10,21 +10,14 @@
 -- cancelled after a cancel, or expired when the completion window ran out on any job).
 -- The job's open upstream call (attempt.lua) settles here: billed with the result when the
 -- result carries tokens, otherwise counted as lost in flight (served upstream, never billed).
+--#include lost_call.lua
+
 local function settle_open_call(billed)
   local open = redis.call('HGET', KEYS[2], 'att')
   if not open then return end
   redis.call('HDEL', KEYS[2], 'att')
   if billed then return end
-  local prompt, completion, cost, prefix = string.match(
-    open, '^[^\t]*\t[^\t]*\t[^\t]*\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$')
-  if not prefix then return end
-  for _, key in ipairs({KEYS[3], KEYS[4]}) do
-    redis.call('HINCRBY', key, prefix .. 'lost_requests', 1)
-    redis.call('HINCRBY', key, prefix .. 'lost_prompt_tokens', tonumber(prompt))
-    redis.call('HINCRBY', key, prefix .. 'lost_completion_tokens', tonumber(completion))
-    redis.call('HINCRBY', key, prefix .. 'lost_cost_nanousd', tonumber(cost))
-    redis.call('EXPIRE', key, tonumber(ARGV[9]))
-  end
+  count_lost_call(open, KEYS[3], KEYS[4], tonumber(ARGV[9]))
 end
 
 if redis.call('EXISTS', KEYS[1]) == 1 then
