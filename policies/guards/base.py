@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from broker.catalog import Catalog, GuardMode, ModelSpec, Tenant
 from broker.errors import PolicyRejection
+from broker.plugins import load_plugins
 from broker.schemas import JobBody
 from broker.tokens import count_chat, count_inputs, encoding_name_for_model
 
@@ -116,13 +116,6 @@ ContentGuardFactory = Callable[[dict[str, Any]], ContentGuard]
 _REGISTRY: dict[str, Callable[[], Guard]] = {}
 DEFAULT_GUARDS = ("tenant_auth", "known_model", "model_allowlist", "authorization",
                   "input_size")
-_BUILTIN_MODULES = (
-    "policies.guards.tenant_auth",
-    "policies.guards.known_model",
-    "policies.guards.model_allowlist",
-    "policies.guards.authorization",
-    "policies.guards.input_size",
-)
 
 
 def register_guard(name: str) -> Callable[[Callable[[], Guard]], Callable[[], Guard]]:
@@ -136,8 +129,6 @@ def register_guard(name: str) -> Callable[[Callable[[], Guard]], Callable[[], Gu
 
 
 _CONTENT_REGISTRY: dict[str, ContentGuardFactory] = {}
-_CONTENT_MODULES: tuple[str, ...] = (
-    "policies.guards.pii", "policies.guards.injection", "policies.guards.deny_list")
 
 
 def register_content_guard(name: str) -> Callable[[ContentGuardFactory], ContentGuardFactory]:
@@ -152,8 +143,7 @@ def register_content_guard(name: str) -> Callable[[ContentGuardFactory], Content
 
 def build_content_guard(name: str, options: dict[str, Any]) -> ContentGuard:
     """A configured content guard; KeyError names the known ones."""
-    for module in _CONTENT_MODULES:
-        importlib.import_module(module)
+    load_plugins("policies.guards")
     try:
         factory = _CONTENT_REGISTRY[name]
     except KeyError:
@@ -164,8 +154,7 @@ def build_content_guard(name: str, options: dict[str, Any]) -> ContentGuard:
 
 def build_guards(names: tuple[str, ...] = DEFAULT_GUARDS) -> list[Guard]:
     """Instantiate guards in the given order."""
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
+    load_plugins("policies.guards")
     unknown = [name for name in names if name not in _REGISTRY]
     if unknown:
         raise KeyError(f"unknown guards {unknown}; known: {sorted(_REGISTRY)}")

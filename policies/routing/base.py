@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from broker.catalog import Deployment
-
-_BUILTIN_MODULES = (
-    "policies.routing.weighted",
-    "policies.routing.least_busy",
-    "policies.routing.lowest_latency",
-    "policies.routing.lowest_cost",
-    "policies.routing.most_headroom",
-)
+from broker.plugins import load_plugins
 
 
 @dataclass(slots=True)
@@ -77,8 +69,7 @@ def register_strategy(name: str) -> Callable[[Callable[[], RoutingStrategy]],
 
 def get_strategy(name: str) -> RoutingStrategy:
     """A new instance of the named strategy."""
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
+    load_plugins("policies.routing")
     try:
         return _REGISTRY[name]()
     except KeyError:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from broker.catalog import Deployment
 from broker.errors import UpstreamError
+from broker.plugins import load_plugins
 from broker.schemas import JobBody, Usage
 
 
@@ -97,13 +97,6 @@ def registered_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-_BUILTIN_MODULES = (
-    "workers.providers.openai",
-    "workers.providers.azure",
-    "workers.providers.anthropic",
-    "workers.providers.gemini",
-    "workers.providers.presets",
-)
 _builtins_loaded = False
 
 
@@ -114,7 +107,6 @@ def _load_builtins() -> None:
     if _builtins_loaded:
         return
     explicit = dict(_REGISTRY)
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
+    load_plugins("workers.providers")
     _REGISTRY.update(explicit)
     _builtins_loaded = True
