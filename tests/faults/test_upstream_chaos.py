@@ -94,7 +94,9 @@ def _check_routes(results: list[JobResult]) -> None:
             assert last.status == "ok" and last.deployment == r.route.deployment
             assert all(a.status == "error" for a in before)
         elif r.route.attempts:
-            assert r.error is not None and r.error.code == r.route.attempts[-1].error_code
+            # The last call's error, unless open circuits turned the job away afterwards.
+            assert r.error is not None and r.error.code in {
+                r.route.attempts[-1].error_code, "upstream_unavailable"}, r.error
     for r in fell_back:
         # A fallback never returns to a deployment the job already left.
         blocks = [name for name, _ in groupby(a.deployment for a in r.route.attempts)]
