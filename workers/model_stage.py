@@ -26,6 +26,7 @@ from broker.catalog import Deployment
 from broker.errors import (
     BrokerError,
     InternalError,
+    InvalidJob,
     JobCancelled,
     JobExpired,
     RateLimited,
@@ -203,7 +204,7 @@ async def _one_attempt(rt: Runtime, deployment: Deployment, adapter: ProviderAda
         await _raise_if_stopped(rt, record)
         held = await _take(rt, record, scopes, _token_estimate(rt, record), reject)
         attempt_id = await _open_attempt(rt, record, deployment, held)
-        result = await attempt_once(rt.sender, adapter, deployment, record.body, request)
+        result = await _attempt_or_give_back(rt, held, adapter, deployment, record, request)
         if result.reply is None:
             await rt.attempts.close(record.id, attempt_id)
         outcome, actual = _outcome(rt, record, result)
@@ -224,6 +225,18 @@ async def _one_attempt(rt: Runtime, deployment: Deployment, adapter: ProviderAda
                 if scope.adaptive:
                     state = answer
     return result, state, settling
+
+
+async def _attempt_or_give_back(rt: Runtime, held: list[tuple[Scope, Lease]],
+                                adapter: ProviderAdapter, deployment: Deployment,
+                                record: JobRecord, request: HttpRequest) -> AttemptResult:
+    """One call; the leases go back at once if reading its reply raises."""
+    try:
+        return await attempt_once(rt.sender, adapter, deployment, record.body, request)
+    except BaseException:
+        # The call stays open: the job's end counts it lost in flight, as it may be served.
+        await _give_back(rt, held)
+        raise
 
 
 async def _after_handoffs() -> None:
@@ -325,6 +338,24 @@ async def _run_job(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter
         return "requeue"
 
 
+async def _run_alone(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
+                     job_id: str, record: JobRecord | None, runs: int) -> str:
+    """_run_job, or the job failed alone when building its request or reading its reply raises."""
+    try:
+        return await _run_job(rt, deployment, adapter, job_id, record, runs)
+    except RedisError:
+        raise  # an outage: the whole step runs again (tasks.through_outages)
+    except Exception as exc:
+        if record is None:
+            raise
+        # One job the stage cannot process must not strand the rest of its message.
+        log.warning("job %s failed alone in the model stage: %s", job_id, type(exc).__name__)
+        error = InvalidJob(f"the model stage could not process the job: "
+                           f"{type(exc).__name__}: {exc}"[:300])
+        stored = await finish(rt, ended_early(record, JobStatus.FAILED, error), 0, record)
+        return "failed" if stored else "duplicate"
+
+
 async def _end_overdue(rt: Runtime, records: list[JobRecord]) -> None:
     limit = rt.settings.model_task_time_limit_s
     error = TimeLimitExceeded(f"the job was still running after the {limit} s task time limit")
@@ -347,7 +378,7 @@ async def run_batch(rt: Runtime, deployment_name: str, job_ids: list[str]) -> Ba
     claimed = await _claim(rt, job_ids)
     await rt.attempts.maybe_sweep()
     tasks = {
-        asyncio.ensure_future(_run_job(rt, deployment, adapter, job_id, record, runs)): job_id
+        asyncio.ensure_future(_run_alone(rt, deployment, adapter, job_id, record, runs)): job_id
         for job_id, (record, runs) in zip(job_ids, claimed, strict=True)
     }
     records = {job_id: record for job_id, (record, _) in zip(job_ids, claimed, strict=True)}

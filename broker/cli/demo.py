@@ -103,7 +103,9 @@ def _reconcile(console: Console, results: list[JobResult], ledger: list[UsageRow
                served: dict[str, int], lost: int) -> bool:
     job_tokens = sum(r.usage.total_tokens for r in results)
     ledger_tokens = sum(r.total_tokens for r in ledger)
-    billed = sum(r.requests for r in ledger)
+    # A billed call is a job's served reply; the ledger's `requests` also counts jobs that
+    # failed after calling upstream, whose calls the provider never served.
+    billed = sum(1 for r in results if r.usage.total_tokens > 0)
     upstream_tokens = served["total_tokens"]
     # Calls lost in flight were served but never billed: their tokens are only estimated.
     tokens_ok = upstream_tokens == ledger_tokens if not lost else upstream_tokens > ledger_tokens

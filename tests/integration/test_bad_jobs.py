@@ -108,3 +108,36 @@ def test_a_batch_with_one_line_the_schemas_refuse_still_completes(
     assert sorted(r.data["custom_id"] for r in results if r.ok) == sorted(
         f"r{i}" for i in range(40) if i != 17)
     assert [r.data["line"] for r in results if not r.ok] == [18]
+
+
+def test_a_job_the_model_stage_cannot_build_ends_alone_and_its_message_goes_on(
+        cluster: LocalCluster) -> None:
+    from broker import jobstore as js
+    from broker.queues import LANE_PRIORITY, MODEL_TASK, model_queue
+
+    requests = [JobRequest.model_validate(chat_job("chat-small", "alpha", f"job {i}"))
+                for i in range(16)]
+    ids = [js.new_job_id() for _ in requests]
+    with client_for(cluster) as client:
+        client._store(list(zip(ids, requests, strict=True)),
+                      [client._key_hash(r, {}) for r in requests], time.time())
+        # Admitted and routed, as the policy stage leaves a job, so the message goes
+        # straight to the model stage.
+        for job_id in ids:
+            client.redis.hset(js.job_key(job_id), mapping={
+                js.F_STATE: JobStatus.ADMITTED.value, js.F_TENANT: "alpha",
+                js.F_INPUT_TOKENS: 5, js.F_DEPLOYMENT: "small-a",
+                js.F_ROUTE: js.RouteState(model="chat-small").model_dump_json()})
+        # Written straight into Redis, as only a bug or a hand could: a payload the
+        # adapter cannot build a request from (a content part whose `text` is an int).
+        client.redis.hset(js.job_key(ids[9]), js.F_BODY, json.dumps({
+            "model": "chat-small", "max_tokens": 12,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}))
+        client._app.send_task(MODEL_TASK, args=["small-a", ids], queue=model_queue("small-a"),
+                              priority=LANE_PRIORITY["interactive"])
+        results = [JobHandle(job_id, client).result(timeout=90) for job_id in ids]
+    assert results[9].status is JobStatus.FAILED
+    assert results[9].error is not None and results[9].error.code == "invalid_job"
+    assert "model stage" in results[9].error.message
+    assert [r.status for r in results[:9] + results[10:]] == [JobStatus.SUCCEEDED] * 15
+    assert all(r.route.deployment == "small-a" for r in results)
