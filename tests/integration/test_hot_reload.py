@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,13 @@ def _queued_row(cluster: LocalCluster, name: str) -> DeploymentStatus | None:
     return row if row.queue.depth == 1 else None
 
 
+def _cli_consumers(cluster: LocalCluster) -> dict[str, int]:
+    shown = subprocess.run([sys.executable, "-m", "broker.cli.main", "status", "--format",
+                            "json"], env={**os.environ, **cluster.env}, capture_output=True,
+                           text=True, timeout=60, check=True)
+    return {row["name"]: row["consumers"] for row in json.loads(shown.stdout)["deployments"]}
+
+
 def _one_job(cluster: LocalCluster) -> None:
     with client_for(cluster) as client:
         done = client.submit(chat_job("chat-x", "alpha")).result(timeout=30)
@@ -73,6 +84,7 @@ def test_new_deployment_jobs_wait_for_a_worker_then_run(tmp_path: Path, busy: bo
                                  "the job waits on dep-b's queue")
             assert waiting is not None and waiting.consumers == 0
             assert _row(cluster, "dep-a").consumers == 1
+            assert _cli_consumers(cluster) == {"dep-a": 1, "dep-b": 0}
             assert client.peek(handle.id) is None and not handle.status().terminal
 
             cluster.start_worker(model_worker(reloaded, "dep-b"))
