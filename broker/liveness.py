@@ -5,7 +5,8 @@ hash and restores it once the visibility timeout (an hour by default) has passed
 killed worker's jobs used to wait that long. Here each consuming process
 
 - beats: a daemon thread stamps the process's id in a sorted set every couple of seconds
-  (it keeps beating while a warm shutdown drains the process's tasks);
+  (it keeps beating while a warm shutdown drains the process's tasks), and with each beat
+  the names of the queues it consumes, which `aibroker status` reads;
 - says what it holds: its channel adds each delivery tag to a set of its own, in the
   same pipeline that records the message as unacknowledged, and removes it on ack;
 - sweeps: every few seconds (kombu's restore timer) it looks for processes whose beat is
@@ -29,6 +30,7 @@ import secrets
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -52,9 +54,10 @@ _FORGET = """
 local beat = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]) or '0') or 0
 if beat >= tonumber(ARGV[2]) then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[3])
 return 1
 """
+_QUEUES_TTL_S = 60  # beats refresh it; readers only trust the entries of live processes
 
 _identity: tuple[int, str] | None = None
 
@@ -66,6 +69,37 @@ def worker_id() -> str:
     if _identity is None or _identity[0] != pid:
         _identity = (pid, f"{socket.gethostname()}:{pid}:{secrets.token_hex(3)}")
     return _identity[1]
+
+
+def worker_queues(member: str) -> str:
+    """Set of the queues a worker process consumes, written with its beats."""
+    return f"{keys.workers_alive()}:{member}:queues"
+
+
+# The channels of this process that consume (weakly held: a closed channel drops out).
+_consuming: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def consumed_queues() -> set[str]:
+    """The queues this process's channels consume now."""
+    return {str(queue) for channel in list(_consuming)
+            for queue in list(getattr(channel, "_active_queues", ()))}
+
+
+def live_consumers(client: redis.Redis) -> dict[str, int]:
+    """How many live worker processes consume each queue."""
+    found: list[Any] = client.zrangebyscore(keys.workers_alive(), dead_before(), "+inf")
+    live = [bytes_to_str(member) for member in found]
+    with client.pipeline(transaction=False) as pipe:
+        for member in live:
+            pipe.smembers(worker_queues(member))
+        replies: list[set[Any]] = pipe.execute()
+    counts: dict[str, int] = {}
+    for queues in replies:
+        for queue in queues:
+            name = bytes_to_str(queue)
+            counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def lease_owner_prefix() -> str:
@@ -104,8 +138,17 @@ class Heartbeat:
 
     def beat(self) -> bool:
         """Stamp this process as alive; False when Redis could not be reached."""
+        member = worker_id()
+        queues = consumed_queues()
         try:
-            self.client.zadd(keys.workers_alive(), {worker_id(): now_ms()})
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.zadd(keys.workers_alive(), {member: now_ms()})
+                if queues:
+                    # Replaced whole in one transaction: a reader never sees it half written.
+                    pipe.delete(worker_queues(member))
+                    pipe.sadd(worker_queues(member), *sorted(queues))
+                    pipe.expire(worker_queues(member), _QUEUES_TTL_S)
+                pipe.execute()
         except redis.RedisError as exc:
             if self._healthy_since is not None:
                 log.warning("worker heartbeat failed: %s", exc)
@@ -163,6 +206,7 @@ class TrackedQoS(kombu_redis.QoS):
         """kombu's visibility-timeout restore, then the messages of dead processes."""
         super().restore_visible(start, num, interval)
         try:
+            _consuming.add(self._channel())
             heartbeat = ensure_heartbeat(self._client)
             if heartbeat.healthy_for() >= HEARTBEAT_TTL_S + HEARTBEAT_EVERY_S:
                 with self._channel().conn_or_acquire() as client:
@@ -221,7 +265,8 @@ def _restore_worker(qos: kombu_redis.QoS, client: redis.Redis, member: str,
     tags = [bytes_to_str(tag) for tag in client.smembers(held)]
     for tag in tags:
         qos.restore_by_tag(tag, client)
-    client.eval(_FORGET, 2, keys.workers_alive(), held, member, threshold)
+    client.eval(_FORGET, 3, keys.workers_alive(), held, worker_queues(member), member,
+                threshold)
     if tags or freed:
         log.warning("worker %s stopped beating: %d messages it held are back on their "
                     "queues, %d capacity leases freed", member, len(tags), freed)

@@ -157,6 +157,7 @@ class Attempt(BaseModel):
     status: Literal["ok", "error"]
     error_code: str | None = None
     duration_ms: float = 0.0
+    http_status: int | None = Field(None, description="The upstream's HTTP status, if any.")
 
 
 class Route(BaseModel):

@@ -13,6 +13,7 @@ import redis
 from broker import jobstore as js
 from broker import keys
 from broker.catalog import Catalog
+from broker.liveness import live_consumers
 from broker.queues import POLICY_QUEUE, PRIORITY_STEPS, ROUTE_QUEUE, model_queue
 
 
@@ -41,6 +42,7 @@ class DeploymentStatus:
     tpm: int
     health: str
     latency_ms: float | None
+    consumers: int = 0  # live worker processes on its queue; 0: its jobs wait for one
 
     @property
     def effective_concurrency(self) -> int:
@@ -97,6 +99,7 @@ def read_status(client: redis.Redis, catalog: Catalog) -> tuple[list[QueueStatus
     queues = [_queue_status(client, name) for name in (POLICY_QUEUE, ROUTE_QUEUE)]
     rows = []
     now_ms = int(time.time() * 1000)
+    consumers = live_consumers(client)
     for name, deployment in catalog.deployments.items():
         scope = f"dep:{name}"
         state: dict[str, Any] = client.hgetall(keys.deployment_state(name))  # type: ignore[assignment]
@@ -110,5 +113,6 @@ def read_status(client: redis.Redis, catalog: Catalog) -> tuple[list[QueueStatus
             rpm_used=_window_sum(client, prefix + "r:", window) * 60 // window,
             rpm=capacity.rpm, tpm_used=_window_sum(client, prefix + "t:", window) * 60 // window,
             tpm=capacity.tpm, health=str(state.get("state", "closed")),
-            latency_ms=float(state["ewma_ms"]) if "ewma_ms" in state else None))
+            latency_ms=float(state["ewma_ms"]) if "ewma_ms" in state else None,
+            consumers=consumers.get(model_queue(name), 0)))
     return queues, rows

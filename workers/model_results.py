@@ -8,21 +8,15 @@ from broker.catalog import Deployment
 from broker.errors import UpstreamError
 from broker.jobstore import JobRecord
 from broker.schemas import ErrorInfo, JobResult, JobStatus, Route, Timings
-from workers.outcomes import cost_of, estimate_usage
+from workers.outcomes import cost_of, estimate_usage, route_and_timings
 from workers.providers.base import UpstreamReply
 from workers.runtime import Runtime
 
 
 def _route_and_timings(record: JobRecord, deployment: Deployment) -> tuple[Route, Timings, float]:
     now = time.time()
-    attempts = record.route.attempts
-    upstream_ms = sum(a.duration_ms for a in attempts)
-    total_ms = (now - record.submitted_at) * 1000
-    policy_ms = record.policy_ms or 0.0
-    timings = Timings(policy=policy_ms, upstream=upstream_ms, total=total_ms,
-                      queued=max(total_ms - policy_ms - upstream_ms, 0.0))
-    route = Route(deployment=deployment.name, model=record.route.model or record.body.model,
-                  attempts=attempts)
+    route, timings = route_and_timings(record, now, deployment=deployment.name)
+    route.model = record.route.model or record.body.model
     return route, timings, now
 
 

@@ -278,6 +278,9 @@ async def _call(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
         if not await _may_call(rt, deployment):
             return await _reroute(rt, record, None)
         result, state, settling = await _one_attempt(rt, deployment, adapter, record, request)
+        if result.error is not None and result.error.status is not None:
+            result.attempt = result.attempt.model_copy(
+                update={"http_status": result.error.status})
         attempts.append(result.attempt)
         if result.reply is not None:
             await _after_handoffs()
@@ -294,10 +297,18 @@ async def _call(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,
         if state == "open" or attempt == retry.max_attempts:
             break
         await asyncio.sleep(backoff_delay(attempt, error.retry_after, retry, rt.rng))
-    last = attempts[-1]
-    return await _reroute(rt, record, ErrorInfo(
-        code=last.error_code or "upstream_error", retryable=True,
-        message=f"{deployment.name} failed {last.error_code} after retries"))
+    return await _reroute(rt, record, _exhausted_error(record, deployment, attempt))
+
+
+def _exhausted_error(record: JobRecord, deployment: Deployment, tries: int) -> ErrorInfo:
+    """What the job's result says if no other deployment serves it after this one."""
+    last = record.route.attempts[-1]
+    code = last.error_code or "upstream_error"
+    what = f"HTTP {last.http_status}" if last.http_status is not None else code
+    model = record.route.model or record.body.model
+    plural = "attempt" if tries == 1 else "attempts"
+    return ErrorInfo(code=code, retryable=True, message=(
+        f"{model} failed on {deployment.name} after {tries} {plural}, last {what}"))
 
 
 async def _run_job(rt: Runtime, deployment: Deployment, adapter: ProviderAdapter,

@@ -28,18 +28,32 @@ def _model(record: JobRecord) -> str:
         return "-"
 
 
+def route_and_timings(record: JobRecord, now: float, policy_ms: float = 0.0,
+                      deployment: str | None = None) -> tuple[Route, Timings]:
+    """The route a job took so far and where its time went, from its recorded attempts."""
+    route = record.route
+    attempts = route.attempts
+    upstream_ms = sum(a.duration_ms for a in attempts)
+    total_ms = (now - record.submitted_at) * 1000
+    policy = policy_ms or record.policy_ms or 0.0
+    timings = Timings(policy=policy, upstream=upstream_ms, total=total_ms,
+                      queued=max(total_ms - policy - upstream_ms, 0.0))
+    # A rerouted job's deployment field is cleared; its last attempt says where it ran.
+    where = deployment or record.deployment or (attempts[-1].deployment if attempts else None)
+    return Route(deployment=where or None, model=route.model, attempts=attempts), timings
+
+
 def ended_early(record: JobRecord, status: JobStatus, error: BrokerError,
                 policy_ms: float = 0.0) -> JobResult:
-    """A job that ends without calling upstream (rejected, expired, cancelled, failed)."""
+    """A job that ends without a reply (rejected, expired, cancelled, failed)."""
     now = time.time()
+    route, timings = route_and_timings(record, now, policy_ms)
     return JobResult(
         id=record.id, status=status, tenant=record.tenant, model=_model(record),
         kind=_kind(record), error=ErrorInfo(code=error.code, message=error.message,
                                             retryable=error.retryable),
         metadata=record.metadata, created_at=record.submitted_at, finished_at=now,
-        policy=record.policy,
-        timings=Timings(policy=policy_ms, total=(now - record.submitted_at) * 1000),
-        route=Route(deployment=record.deployment),
+        policy=record.policy, timings=timings, route=route,
     )
 
 

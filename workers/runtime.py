@@ -26,6 +26,7 @@ from broker.backend import ResultBackend
 from broker.catalog import Catalog, Deployment, EnvOverrides, load_catalog
 from broker.errors import BrokerError
 from broker.jobstore import JobRecord
+from broker.queues import declare_model_queues
 from policies.limits.gate import PriorityGate
 from policies.pipeline import PolicyPipeline
 from policies.routing import DeploymentState, RoutingStrategy, States, get_strategy
@@ -135,6 +136,8 @@ class Runtime:
         self._stamp = stamp
         try:
             catalog = load_catalog(self.source)
+            # Queues first: other threads route by the new catalog as soon as it applies.
+            _declare_queues(catalog)
             self._apply(catalog)
         except (BrokerError, KeyError) as exc:
             log.error("catalog change not applied, keeping version %s: %s",
@@ -241,6 +244,15 @@ class Runtime:
             self._thread.join(timeout=5)
 
 
+def _declare_queues(catalog: Catalog) -> None:
+    """Give new deployments their queues, so jobs routed to them wait there for a worker."""
+    from broker.app import app  # the worker's own app; imported late: it loads the catalog
+
+    added = declare_model_queues(app, catalog.deployments)
+    if added:
+        log.info("queues declared for new deployments: %s", ", ".join(added))
+
+
 def _stamp(source: Path | None) -> tuple[int, int] | None:
     if source is None:
         return None
@@ -272,5 +284,8 @@ def get_runtime() -> Runtime:
         with _runtime_lock:
             if _runtime is None:
                 source = Path(EnvOverrides().config)
-                _runtime = Runtime(load_catalog(source), source)
+                catalog = load_catalog(source)
+                # The app was built when the process started; the file may be newer.
+                _declare_queues(catalog)
+                _runtime = Runtime(catalog, source)
     return _runtime

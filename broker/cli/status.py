@@ -34,7 +34,7 @@ def deployments_table(rows: list[DeploymentStatus]) -> Table:
     """One line per deployment."""
     table = Table(title="Deployments")
     for column in ("deployment", "model", "queued", "oldest", "in flight", "rpm", "tpm",
-                   "health", "latency"):
+                   "health", "latency", "workers"):
         table.add_column(column, justify="left" if column in ("deployment", "model",
                                                               "health") else "right")
     for row in rows:
@@ -42,7 +42,8 @@ def deployments_table(rows: list[DeploymentStatus]) -> Table:
                       f"{row.in_flight} / {row.effective_concurrency} of {row.concurrency}",
                       _limit(row.rpm_used, row.rpm, row.factor),
                       _limit(row.tpm_used, row.tpm, row.factor), row.health,
-                      "-" if row.latency_ms is None else f"{row.latency_ms:.0f} ms")
+                      "-" if row.latency_ms is None else f"{row.latency_ms:.0f} ms",
+                      str(row.consumers) if row.consumers else "none")
     return table
 
 
