@@ -14,26 +14,50 @@ import time
 from typing import Any
 
 from broker import keys
+from broker.queues import (
+    MODEL_QUEUE_PREFIX,
+    MODEL_TASK,
+    POLICY_QUEUE,
+    POLICY_TASK,
+    ROUTE_QUEUE,
+    ROUTE_TASK,
+)
 
 log = logging.getLogger("aibroker.transport")
 
 
-def refusal(payload: object) -> str | None:
+TASKS = frozenset({POLICY_TASK, ROUTE_TASK, MODEL_TASK})
+
+
+def _task_queue(queue: str) -> bool:
+    return queue in (POLICY_QUEUE, ROUTE_QUEUE) or queue.startswith(MODEL_QUEUE_PREFIX)
+
+
+def refusal(payload: object, queue: str) -> str | None:
     """Why a decoded envelope must not be delivered, or None if kombu may take it.
 
     A compressed body is refused before kombu inflates it: the broker never compresses
     its messages, and inflating one without a bound lets a few hundred kilobytes grow a
-    worker by gigabytes.
+    worker by gigabytes. On a task queue, a message must name one of the broker's tasks
+    and carry an id; Celery would otherwise drop it with its body in the log, uncounted.
     """
     if not isinstance(payload, dict):
         return "NotAnEnvelope"
     if not isinstance(payload.get("properties"), dict):
         return "BadProperties"
     headers = payload.get("headers")
-    if headers is not None and not isinstance(headers, dict):
+    if headers is None:
+        headers = {}
+    if not isinstance(headers, dict):
         return "BadHeaders"
-    if headers and headers.get("compression"):
+    if headers.get("compression"):
         return "Compressed"
+    if _task_queue(queue):
+        task = headers.get("task")
+        if not isinstance(task, str) or task not in TASKS:
+            return "NotABrokerTask"
+        if not isinstance(headers.get("id"), str):
+            return "BadTaskId"
     body = payload.get("body")
     if body is not None and not isinstance(body, str):
         return "BadBody"

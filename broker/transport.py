@@ -57,7 +57,7 @@ class SafeChannel(kombu_redis.Channel):
         except MALFORMED as exc:
             self._discard(queue, type(exc).__name__, raw)
             return None
-        reason = quarantine.refusal(payload)
+        reason = quarantine.refusal(payload, queue)
         if reason is not None:
             self._discard(queue, reason, raw)
             return None

@@ -162,10 +162,20 @@ def test_envelopes_with_ill_formed_celery_headers_do_not_stop_workers(
              _envelope(headers={"task": "aibroker.nonesuch", "id": str(uuid.uuid4())}),
              _envelope(headers={"task": "aibroker.policy", "id": str(uuid.uuid4())},
                        body=wrong_shape)]
+    cases.append(_envelope(headers={"task": ["aibroker.policy"], "id": str(uuid.uuid4())}))
+    cases.append(_envelope(headers={"task": "aibroker.policy", "id": 7}))
     queues = ["policy", "route"] + [n for n in names if n.startswith("model.")]
+    before = _discarded(raw)
     for queue in queues:
         for case in cases:
             raw.lpush(queue, json.dumps(case))
-    _wait_for(lambda: all(raw.llen(q) == 0 for q in queues), "every queue drained")
+    pushed = len(cases) * len(queues)
+    _wait_for(lambda: _discarded(raw) - before >= pushed, "every message discarded")
     _all_succeed(cluster, 10)
     _assert_alive(cluster, pids)
+    assert _discarded(raw) - before == pushed
+    assert all(raw.llen(q) == 0 for q in queues)
+    reasons = {str(e["reason"]) for e in _quarantined(raw, pushed)}
+    assert reasons == {"NotABrokerTask", "BadTaskId", "ValueError"}
+    # Celery's own handling of an unknown task logs the message body; it is never reached.
+    assert all("Received unregistered task" not in cluster.procs.log(n) for n in names)
