@@ -135,6 +135,8 @@ def _peak_rss_mb(pid: int) -> float:
 def test_a_zlib_bomb_is_quarantined_without_inflating(cluster: LocalCluster) -> None:
     raw = redis.Redis.from_url(cluster.redis_url)
     gateway = cluster.procs.processes["gateway"].pid
+    _all_succeed(cluster, 5)  # the gateway's working set before the bomb
+    peak_before = _peak_rss_mb(gateway)
     before = _discarded(raw)
     bomb = _zlib_bomb(512)
     headers = {"task": "aibroker.policy", "id": str(uuid.uuid4()),
@@ -145,6 +147,7 @@ def test_a_zlib_bomb_is_quarantined_without_inflating(cluster: LocalCluster) -> 
     _wait_for(lambda: _discarded(raw) - before >= 1 or _peak_rss_mb(gateway) >= 300,
               "the bomb discarded")
     assert _peak_rss_mb(gateway) < 300  # inflated, it would be 512 MiB
+    assert _peak_rss_mb(gateway) - peak_before < 40
     assert _discarded(raw) - before == 1
     assert _quarantined(raw, 1)[0]["reason"] == "Compressed"
     _all_succeed(cluster, 5)
