@@ -113,6 +113,15 @@ def discarded_messages() -> str:
     return f"{PREFIX}discarded"
 
 
+def quarantine() -> str:
+    """List of the latest discarded messages as JSON (queue, reason, raw bytes capped)."""
+    return f"{PREFIX}quarantine"
+
+
+QUARANTINE_CAP = 1000  # entries kept in the quarantine list, newest first
+QUARANTINE_ENTRY_BYTES = 4096  # raw bytes kept of each quarantined message
+
+
 def capacity_prefix(scope: str) -> str:
     """Prefix of a capacity scope's per-second request (r:) and token (t:) buckets."""
     return f"{PREFIX}cap:{scope}:"
