@@ -195,6 +195,11 @@ class ProcessGroup:
                 restarted.append(name)
         return restarted
 
+    def restarts(self) -> dict[str, int]:
+        """How many times each child was restarted within the last restart window."""
+        with self._lock:
+            return {name: len(times) for name, times in self._restarts.items() if times}
+
     def _may_restart(self, name: str) -> bool:
         now = time.monotonic()
         recent = self._restarts.setdefault(name, deque())
