@@ -64,17 +64,18 @@ class LocalCluster:
 
     def start_worker(self, spec: WorkerSpec, name: str | None = None,
                      loglevel: str = "INFO") -> str:
-        """Start one Celery worker and wait until it consumes."""
+        """Start one Celery worker (restarted if it exits on its own); wait until it consumes."""
         label = name or spec.name
-        self.procs.spawn(label, spec.command(sys.executable, loglevel), env=self.env)
+        self.procs.spawn(label, spec.command(sys.executable, loglevel), env=self.env,
+                         restart=True)
         self.procs.wait_for_line(label, "ready.", timeout=90)
         return label
 
     def start_workers(self, specs: list[WorkerSpec] | None = None) -> list[str]:
-        """Start every worker the catalog implies (or the given ones)."""
+        """Start every worker the catalog implies (or the given ones), restarted if they exit."""
         specs = specs if specs is not None else plan(self.catalog)
         for spec in specs:
-            self.procs.spawn(spec.name, spec.command(sys.executable), env=self.env)
+            self.procs.spawn(spec.name, spec.command(sys.executable), env=self.env, restart=True)
         for spec in specs:
             self.procs.wait_for_line(spec.name, "ready.", timeout=90)
         return [spec.name for spec in specs]

@@ -1,23 +1,35 @@
 """Local processes for the demo, tests and benchmarks: a private Redis and child processes.
 
 Everything started here is stopped again, on normal exit, on exceptions and on Ctrl-C.
+A child spawned with `restart=True` (every worker) is started again when it exits on its
+own, at most MAX_RESTARTS times in RESTART_WINDOW_S, so that a crash costs seconds, not
+the jobs it would strand; a child stopped through the group is never restarted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
 import redis
+
+log = logging.getLogger("aibroker.localstack")
+
+MAX_RESTARTS = 5  # per child, within RESTART_WINDOW_S: a child that keeps dying stays dead
+RESTART_WINDOW_S = 60.0
+_WATCH_EVERY_S = 0.25
 
 
 def free_port() -> int:
@@ -117,22 +129,86 @@ class EmbeddedRedis:
 class ProcessGroup:
     """Child processes started together and always stopped together."""
 
-    def __init__(self, log_dir: Path | None = None) -> None:
+    def __init__(self, log_dir: Path | None = None, max_restarts: int = MAX_RESTARTS,
+                 restart_window_s: float = RESTART_WINDOW_S) -> None:
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="aibroker-logs-"))
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.max_restarts = max_restarts
+        self.restart_window_s = restart_window_s
+        self._supervised: dict[str, tuple[list[str], dict[str, str]]] = {}
+        self._restarts: dict[str, deque[float]] = {}
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def spawn(self, name: str, args: Sequence[str], env: dict[str, str] | None = None,
-              ready_line: str | None = None, timeout: float = 30.0) -> subprocess.Popen[bytes]:
-        """Start a child with output in `<log_dir>/<name>.log`; wait for `ready_line`."""
-        log_path = self.log_dir / f"{name}.log"
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(list(args), stdout=log, stderr=subprocess.STDOUT,
-                                       env={**os.environ, **(env or {})},
-                                       start_new_session=True)
-        self.processes[name] = process
+              ready_line: str | None = None, timeout: float = 30.0,
+              restart: bool = False) -> subprocess.Popen[bytes]:
+        """Start a child with output in `<log_dir>/<name>.log`; wait for `ready_line`.
+
+        With `restart`, the child is started again whenever it exits on its own."""
+        with self._lock:
+            process = self._start(name, list(args), env or {})
+            if restart:
+                self._supervised[name] = (list(args), env or {})
+                self._watch()
         if ready_line is not None:
             self.wait_for_line(name, ready_line, timeout)
         return process
+
+    def _start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log_path = self.log_dir / f"{name}.log"
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT,
+                                       env={**os.environ, **env}, start_new_session=True)
+        self.processes[name] = process
+        return process
+
+    def _watch(self) -> None:
+        if self._watcher is None or not self._watcher.is_alive():
+            self._stopping.clear()
+            self._watcher = threading.Thread(target=self._watch_loop, daemon=True,
+                                             name="aibroker-supervisor")
+            self._watcher.start()
+
+    def _watch_loop(self) -> None:
+        while not self._stopping.wait(_WATCH_EVERY_S):
+            self.restart_exited()
+
+    def restart_exited(self) -> list[str]:
+        """Start again every supervised child that exited on its own; the names restarted."""
+        restarted: list[str] = []
+        with self._lock:
+            for name, (args, env) in list(self._supervised.items()):
+                process = self.processes.get(name)
+                if self._stopping.is_set() or process is None or process.poll() is None:
+                    continue
+                if not self._may_restart(name):
+                    log.error("%s exited (status %s) %d times within %g s; not restarting it",
+                              name, process.returncode, self.max_restarts + 1,
+                              self.restart_window_s)
+                    del self._supervised[name]
+                    continue
+                new = self._start(name, args, env)
+                log.warning("%s (pid %d) exited with status %s; restarted it as pid %d",
+                            name, process.pid, process.returncode, new.pid)
+                restarted.append(name)
+        return restarted
+
+    def restarts(self) -> dict[str, int]:
+        """How many times each child was restarted within the last restart window."""
+        with self._lock:
+            return {name: len(times) for name, times in self._restarts.items() if times}
+
+    def _may_restart(self, name: str) -> bool:
+        now = time.monotonic()
+        recent = self._restarts.setdefault(name, deque())
+        while recent and now - recent[0] > self.restart_window_s:
+            recent.popleft()
+        if len(recent) >= self.max_restarts:
+            return False
+        recent.append(now)
+        return True
 
     def wait_for_line(self, name: str, text: str, timeout: float = 30.0) -> str:
         """Wait until a child's log has a line containing `text`; return that line."""
@@ -153,14 +229,21 @@ class ProcessGroup:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Send a signal to one child's whole process group and reap it."""
-        process = self.processes.pop(name)
+        """Send a signal to one child's whole process group and reap it (never restarted)."""
+        with self._lock:
+            self._supervised.pop(name, None)
+            process = self.processes.pop(name)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
         process.wait(timeout=30)
 
     def stop_all(self, timeout: float = 15.0) -> None:
-        """Ask every child to stop (SIGTERM), then kill what is left."""
+        """Ask every child to stop (SIGTERM), then kill what is left; none is restarted."""
+        self._stopping.set()
+        with self._lock:
+            self._supervised.clear()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
         for process in self.processes.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)

@@ -148,3 +148,22 @@ class SafeRedisTransport(kombu_redis.Transport):
     """kombu's Redis transport with SafeChannel and FullRedisPatientQoS."""
 
     Channel = FullRedisPatientChannel
+    _conninfo: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The kombu Connection whose settings this transport's channels connect with."""
+        return self._conninfo
+
+    @client.setter
+    def client(self, value: Any) -> None:
+        # kombu drops the Connection when it collects it, yet after a lost connection
+        # Celery still closes a channel whose first close the lost socket cut short (a
+        # BRPOP was pending) and whose second was skipped (another channel's close failed
+        # first). That close restores the channel's unacknowledged messages through a
+        # pool built from these settings: without them an AttributeError ('NoneType' has
+        # no 'hostname', kombu #582, #970), which no teardown guard catches, ends the
+        # worker. With them the restore reaches Redis, or fails with a connection error
+        # that teardown ignores (the messages stay held until they are restored).
+        if value is not None:
+            self._conninfo = value

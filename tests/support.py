@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import redis
+
+from broker import jobstore as js
+from broker.backend import read_results
 from broker.catalog import hash_key
 from broker.client import Client
 from broker.cluster import LocalCluster
 from broker.localstack import EmbeddedRedis
+from broker.schemas import JobResult
 
 T = TypeVar("T")
 
@@ -87,3 +93,39 @@ def client_for(cluster: LocalCluster) -> Iterator[Client]:
     """A producer client on the cluster's catalog."""
     with Client(cluster.catalog) as client:
         yield client
+
+
+def kill9_redis(server: EmbeddedRedis) -> None:
+    """`kill -9` the suite's redis-server, then start it again on its port and AOF directory."""
+    server.kill()
+    server.start(timeout=60)  # start() waits until the AOF is loaded and PING answers
+
+
+def job_fates(client: Client, job_ids: list[str]) -> tuple[dict[str, JobResult], Counter[str]]:
+    """The results of the ended jobs, and how many are 'ended', 'pending' or 'lost'.
+
+    A job is lost when Redis has neither its result nor its record (a crash lost the
+    write); it never ends, and a caller may count it apart. Raises redis errors as they come.
+    """
+    ended: dict[str, JobResult] = {}
+    fates: Counter[str] = Counter()
+    for start in range(0, len(job_ids), 1000):
+        chunk = job_ids[start:start + 1000]
+        results = read_results(client.redis, chunk)
+        with client.redis.pipeline(transaction=False) as pipe:
+            for job_id in chunk:
+                pipe.exists(js.job_key(job_id))
+            exists = pipe.execute()
+        for job_id, result, found in zip(chunk, results, exists, strict=True):
+            if result is not None:
+                ended[job_id] = result
+            fates["ended" if result is not None else "pending" if found else "lost"] += 1
+    return ended, fates
+
+
+def poll_fates(client: Client, job_ids: list[str]) -> tuple[dict[str, JobResult], Counter[str]]:
+    """job_fates, riding out a Redis that is restarting (an empty answer meanwhile)."""
+    try:
+        return job_fates(client, job_ids)
+    except (redis.ConnectionError, redis.BusyLoadingError, redis.TimeoutError):
+        return {}, Counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import tempfile
 import time
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
+from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
@@ -136,6 +138,10 @@ def _start(cluster: LocalCluster, args: argparse.Namespace,
 def run_command(args: argparse.Namespace) -> int:
     """Start everything, run the workload, report, and stop everything."""
     console = Console()
+    # A worker that exits is restarted by the local supervisor: say so, one line each.
+    supervisor = logging.getLogger("aibroker.localstack")
+    supervisor.addHandler(RichHandler(console=console, show_path=False))
+    supervisor.propagate = False
     keys = demo_keys()
     workload = demo_workload(keys)
     with (_work_dir(args.keep_logs) as tmp, _redis(console) as url,
